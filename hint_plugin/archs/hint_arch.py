@@ -1,0 +1,197 @@
+"""HINT: the 4-level encoder-decoder of "Devil is in the Uniformity" (ICCV 2025), stateless and exact.
+
+Data flow for an image ``(B, C_in, H, W)`` (padded to a multiple of 8, cropped back at the end)::
+
+    patch_embed -> encoder_level1 (dim)  --down1_2--> encoder_level2 (2dim) --down2_3--> encoder_level3 (4dim)
+       --down3_4--> latent (8dim)   [encoder blocks: LayerNorm + FFN only; all later blocks: HMHA + FFN]
+    up4_3 + skip 3 -> reduce_chan_level3 -> decoder_level3 (4dim)
+    up3_2 + skip 2 -> reduce_chan_level2 -> decoder_level2 (2dim)
+    up2_1 + skip 1 (concatenated, 2dim)  -> decoder_level1 (2dim) -> refinement (2dim) -> output conv + input
+
+The QKCU inter-layer cache is threaded explicitly through every attention block of one forward call and
+never stored on a module, so two calls with the same input give the same output.
+"""
+from numbers import Integral, Real
+
+import torch
+from basicsr.utils.registry import ARCH_REGISTRY
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from hint_plugin.archs.hmha_arch import HMHA
+from hint_plugin.archs.layers import (LAYER_NORM_TYPES, ChannelLayerNorm, Downsample, GatedDconvFeedForward,
+                                      PatchEmbed, Upsample)
+from hint_plugin.archs.qkcu_arch import DEFAULT_CACHE_MOMENTUM, DEFAULT_HEAD_RATIOS, get_variant, head_sizes
+from hint_plugin.utils.tiling import pad_to_multiple
+
+PAD_MULTIPLE = 8  # three 2x downsamplings
+
+
+class TransformerBlock(nn.Module):
+    """``x + HMHA(norm1(x))`` (attention blocks only), then ``x + FFN(norm2(x))``; ``(B, C, H, W)``.
+
+    ``forward(x, cache) -> (x, cache)``: blocks without attention pass the inter-layer cache through.
+    """
+
+    def __init__(self, dim, ffn_expansion_factor, bias, layer_norm_type, attention, **attention_kwargs):
+        super().__init__()
+        if attention:
+            self.norm1 = ChannelLayerNorm(dim, layer_norm_type)
+            self.attn = HMHA(dim, bias=bias, **attention_kwargs)
+        else:
+            self.attn = None
+        self.norm2 = ChannelLayerNorm(dim, layer_norm_type)
+        self.ffn = GatedDconvFeedForward(dim, ffn_expansion_factor, bias)
+
+    def forward(self, x, cache=None):
+        if self.attn is not None:
+            attended, cache = self.attn(self.norm1(x), cache)
+            x = x + attended
+        return x + self.ffn(self.norm2(x)), cache
+
+
+def _check_int(name, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
+        raise ValueError(f'{name} must be an integer >= {minimum}, got {value!r}')
+
+
+def _check_int_list(name, value, length, minimum):
+    if not isinstance(value, (list, tuple)) or len(value) != length:
+        raise ValueError(f'{name} must be a list of {length} integers, got {value!r}')
+    for i, item in enumerate(value):
+        _check_int(f'{name}[{i}]', item, minimum)
+
+
+def _check_bool(name, value):
+    if not isinstance(value, bool):
+        raise ValueError(f'{name} must be true or false, got {value!r}')
+
+
+@ARCH_REGISTRY.register()
+class HINT(nn.Module):
+    """HINT image restoration network.
+
+    The keywords are those of the reference option files' ``network_g`` so their YAML works unchanged.
+
+    Args:
+        inp_channels (int): input image channels (6 for dual-pixel defocus deblurring).
+        out_channels (int): output channels; must equal ``inp_channels`` unless ``dual_pixel_task``.
+        dim (int): width of level 1; a multiple of 4 (attention runs at 2, 4, 8 x dim split in eighths).
+        num_blocks (list of 4 int): blocks of encoder levels 1-3; the latent and decoder level 2 use
+            ``num_blocks[1]`` attention blocks, decoder level 3 ``num_blocks[2]``, decoder level 1
+            ``num_blocks[0]``, as in the released models. ``num_blocks[3]`` is accepted and unused.
+        num_refinement_blocks (int): attention blocks after decoder level 1.
+        heads (list of 4 int): accepted for compatibility and ignored: every attention block has
+            ``len(head_ratios)`` heads.
+        ffn_expansion_factor (float): FFN hidden width ratio.
+        bias (bool): bias in the convolutions of blocks.
+        LayerNorm_type (str): ``'WithBias'`` or ``'BiasFree'``.
+        dual_pixel_task (bool): add a skip convolution from the embedding instead of the input residual.
+        variant (str): ``'official'`` reproduces the released checkpoints; ``'refined'`` fixes the cache
+            update, uses per-image statistics and restores the channel order (see ``VariantRule``).
+        head_ratios (sequence of int): relative head sizes, 1:2:2:3.
+        cache_momentum (float): inter-layer cache momentum, 0.9.
+        use_checkpoint (bool): activation checkpointing of every block while training (less memory, more time).
+
+    Note:
+        In the first attention block (``latent.0``) no inter-layer cache exists yet, so its
+        ``inter_modulator*`` layers never take part in the forward pass and get no gradient. They are kept
+        so that released checkpoints load with ``strict=True``; training under DDP therefore needs
+        ``find_unused_parameters`` (``HINTModel`` sets it).
+    """
+
+    def __init__(self, inp_channels=3, out_channels=3, dim=48, num_blocks=(4, 6, 6, 8), num_refinement_blocks=4,
+                 heads=(1, 2, 4, 8), ffn_expansion_factor=2.66, bias=False, LayerNorm_type='WithBias',
+                 dual_pixel_task=False, variant='official', head_ratios=DEFAULT_HEAD_RATIOS,
+                 cache_momentum=DEFAULT_CACHE_MOMENTUM, use_checkpoint=False):
+        super().__init__()
+        _check_int('inp_channels', inp_channels, 1)
+        _check_int('out_channels', out_channels, 1)
+        _check_int('dim', dim, 4)
+        if dim % 4:
+            raise ValueError(f'dim must be a multiple of 4 (the attention levels run at 2, 4 and 8 times dim '
+                             f'channels, split in eighths), got {dim}')
+        _check_int_list('num_blocks', num_blocks, 4, 0)
+        _check_int('num_refinement_blocks', num_refinement_blocks, 0)
+        if not isinstance(heads, (list, tuple)) or len(heads) != 4:
+            raise ValueError(f'heads must be a list of 4 integers (it is accepted and ignored), got {heads!r}')
+        if isinstance(ffn_expansion_factor, bool) or not isinstance(ffn_expansion_factor, Real) \
+                or int(dim * ffn_expansion_factor) < 1:
+            raise ValueError(f'ffn_expansion_factor must be a positive number, got {ffn_expansion_factor!r}')
+        for name, value in (('bias', bias), ('dual_pixel_task', dual_pixel_task),
+                            ('use_checkpoint', use_checkpoint)):
+            _check_bool(name, value)
+        if LayerNorm_type not in LAYER_NORM_TYPES:
+            raise ValueError(f'LayerNorm_type must be one of {LAYER_NORM_TYPES}, got {LayerNorm_type!r}')
+        get_variant(variant)
+        for width in (2 * dim, 4 * dim, 8 * dim):
+            head_sizes(width, head_ratios)
+        if not dual_pixel_task and inp_channels != out_channels:
+            raise ValueError(f'out_channels ({out_channels}) must equal inp_channels ({inp_channels}): the input '
+                             'image is added to the output (unless dual_pixel_task)')
+
+        self.inp_channels = inp_channels
+        self.dual_pixel_task = dual_pixel_task
+        self.use_checkpoint = use_checkpoint
+
+        def level(width, count, attention):
+            return nn.ModuleList(
+                TransformerBlock(
+                    width, ffn_expansion_factor, bias, LayerNorm_type, attention, head_ratios=head_ratios,
+                    cache_momentum=cache_momentum, variant=variant) for _ in range(count))
+
+        self.patch_embed = PatchEmbed(inp_channels, dim)
+        self.encoder_level1 = level(dim, num_blocks[0], attention=False)
+        self.down1_2 = Downsample(dim)
+        self.encoder_level2 = level(dim * 2, num_blocks[1], attention=False)
+        self.down2_3 = Downsample(dim * 2)
+        self.encoder_level3 = level(dim * 4, num_blocks[2], attention=False)
+        self.down3_4 = Downsample(dim * 4)
+        self.latent = level(dim * 8, num_blocks[1], attention=True)
+        self.up4_3 = Upsample(dim * 8)
+        self.reduce_chan_level3 = nn.Conv2d(dim * 8, dim * 4, kernel_size=1, bias=bias)
+        self.decoder_level3 = level(dim * 4, num_blocks[2], attention=True)
+        self.up3_2 = Upsample(dim * 4)
+        self.reduce_chan_level2 = nn.Conv2d(dim * 4, dim * 2, kernel_size=1, bias=bias)
+        self.decoder_level2 = level(dim * 2, num_blocks[1], attention=True)
+        self.up2_1 = Upsample(dim * 2)
+        self.decoder_level1 = level(dim * 2, num_blocks[0], attention=True)
+        self.refinement = level(dim * 2, num_refinement_blocks, attention=True)
+        if dual_pixel_task:
+            self.skip_conv = nn.Conv2d(dim, dim * 2, kernel_size=1, bias=bias)
+        self.output = nn.Conv2d(dim * 2, out_channels, kernel_size=3, padding=1, bias=bias)
+
+    def _run(self, blocks, x, cache):
+        for block in blocks:
+            if self.use_checkpoint and self.training and torch.is_grad_enabled():
+                x, cache = checkpoint(block, x, cache, use_reentrant=False)
+            else:
+                x, cache = block(x, cache)
+        return x, cache
+
+    def forward(self, x):
+        """``(B, inp_channels, H, W) -> (B, out_channels, H, W)`` for any B, H, W."""
+        if x.dim() != 4 or x.shape[1] != self.inp_channels:
+            raise ValueError(f'HINT expects a (B, {self.inp_channels}, H, W) tensor, got shape {tuple(x.shape)}')
+        height, width = x.shape[-2:]
+        image = pad_to_multiple(x, PAD_MULTIPLE)
+
+        embedded = self.patch_embed(image)
+        enc1, _ = self._run(self.encoder_level1, embedded, None)
+        enc2, _ = self._run(self.encoder_level2, self.down1_2(enc1), None)
+        enc3, _ = self._run(self.encoder_level3, self.down2_3(enc2), None)
+        latent, cache = self._run(self.latent, self.down3_4(enc3), None)
+
+        dec3 = self.reduce_chan_level3(torch.cat([self.up4_3(latent), enc3], dim=1))
+        dec3, cache = self._run(self.decoder_level3, dec3, cache)
+        dec2 = self.reduce_chan_level2(torch.cat([self.up3_2(dec3), enc2], dim=1))
+        dec2, cache = self._run(self.decoder_level2, dec2, cache)
+        dec1 = torch.cat([self.up2_1(dec2), enc1], dim=1)
+        dec1, cache = self._run(self.decoder_level1, dec1, cache)
+        refined, _ = self._run(self.refinement, dec1, cache)
+
+        if self.dual_pixel_task:
+            out = self.output(refined + self.skip_conv(embedded))
+        else:
+            out = self.output(refined) + image
+        return out[..., :height, :width]

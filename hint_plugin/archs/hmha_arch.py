@@ -1,0 +1,66 @@
+"""HMHA: Hierarchical Multi-Head Attention, channel attention over heads of unequal sizes.
+
+Channels are re-ordered by how strongly each one correlates with the others, then split into heads of
+sizes in the ratios 1:2:2:3; each head runs transposed (channel-to-channel) attention. The attention maps
+and the output go through QKCU (:mod:`hint_plugin.archs.qkcu_arch`).
+"""
+import torch
+from basicsr.utils.registry import ARCH_REGISTRY
+from torch import nn
+from torch.nn import functional as F
+
+from hint_plugin.archs.qkcu_arch import (DEFAULT_CACHE_MOMENTUM, DEFAULT_HEAD_RATIOS, QKCU, permute_channels,
+                                         batch_statistic)
+
+
+def channel_order(features, rule):
+    """Channels sorted by their mean Pearson correlation with all channels, most correlated first.
+
+    ``features``: ``(B, C, N)``. Returns ``(1, C)`` from the batch-mean features, or ``(B, C)`` per image when
+    the variant's statistics are per image.
+    """
+    with torch.no_grad():
+        stat = batch_statistic(features, rule)
+        similarity = torch.stack([torch.corrcoef(sample).mean(dim=1) for sample in stat])
+        return torch.sort(similarity, dim=1, descending=True).indices
+
+
+@ARCH_REGISTRY.register()
+class HMHA(QKCU):
+    """Hierarchical Multi-Head Attention with Query-Key Cache Updating: ``(B, C, H, W) -> (B, C, H, W)``.
+
+    It extends :class:`QKCU` rather than holding one so that the cache layers keep the flat names of the
+    released checkpoints (``attn.intra_modulator``, ``attn.inter_modulator1`` ...).
+
+    Args:
+        dim (int): C; must split exactly by ``head_ratios`` (a multiple of 8 for 1:2:2:3).
+        bias (bool): bias in the qkv and output convolutions.
+        head_ratios (sequence of int): relative head sizes.
+        cache_momentum (float): inter-layer cache momentum.
+        variant (str): ``'official'`` or ``'refined'``.
+
+    ``forward(x, cache=None) -> (out, cache)``: ``cache`` is the inter-layer cache, ``(1 or B, C', C')`` or
+    ``None`` in the first attention block; the returned one is ``(1 or B, C, C)``.
+    """
+
+    def __init__(self, dim, bias=False, head_ratios=DEFAULT_HEAD_RATIOS, cache_momentum=DEFAULT_CACHE_MOMENTUM,
+                 variant='official'):
+        nn.Module.__init__(self)
+        self.temperature = nn.Parameter(torch.ones(len(head_ratios), 1, 1))
+        self.qkv = nn.Conv2d(dim, dim * 3, kernel_size=1, bias=bias)
+        self.qkv_dwconv = nn.Conv2d(dim * 3, dim * 3, kernel_size=3, padding=1, groups=dim * 3, bias=bias)
+        self.project_out = nn.Conv2d(dim, dim, kernel_size=1, bias=bias)
+        self._init_cache_modulators(dim, head_ratios, cache_momentum, variant)
+
+    def forward(self, x, cache=None):
+        b, c, h, w = x.shape
+        qkv = self.qkv_dwconv(self.qkv(x)).view(b, 3, c, h * w)
+        order = channel_order(qkv[:, 0], self.rule)
+        q, k, v = (permute_channels(t, order) for t in qkv.unbind(1))
+        q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
+        maps = [
+            ((q_i @ k_i.transpose(-2, -1)) * self.temperature[i]).softmax(dim=-1)
+            for i, (q_i, k_i) in enumerate(zip(q.split(self.head_channels, 1), k.split(self.head_channels, 1)))
+        ]
+        out, cache = super().forward(maps, v.split(self.head_channels, 1), (q + k).detach(), cache, order)
+        return self.project_out(out.view(b, c, h, w)), cache

@@ -1,0 +1,111 @@
+"""Building blocks shared by HINT's levels: channel LayerNorm, gated-dconv FFN, patch embedding, resampling.
+
+Every module works on feature maps of shape ``(B, C, H, W)``. Attribute names (``body``, ``proj``,
+``project_in`` ...) follow the reference implementation so released checkpoints load without renaming.
+"""
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+LAYER_NORM_TYPES = ('WithBias', 'BiasFree')
+
+
+class _ChannelNormWithBias(nn.Module):
+    """``(x - mean) / sqrt(var + eps) * weight + bias`` over the channel axis of ``(B, C, H, W)``."""
+
+    def __init__(self, channels, eps=1e-5):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.eps = eps
+
+    def forward(self, x):
+        mean = x.mean(1, keepdim=True)
+        var = x.var(1, keepdim=True, unbiased=False)
+        return (x - mean) * torch.rsqrt(var + self.eps) * self.weight[:, None, None] + self.bias[:, None, None]
+
+
+class _ChannelNormBiasFree(nn.Module):
+    """``x / sqrt(var + eps) * weight`` over the channel axis (the variance is still taken around the mean)."""
+
+    def __init__(self, channels, eps=1e-5):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.eps = eps
+
+    def forward(self, x):
+        var = x.var(1, keepdim=True, unbiased=False)
+        return x * torch.rsqrt(var + self.eps) * self.weight[:, None, None]
+
+
+class ChannelLayerNorm(nn.Module):
+    """Restormer's LayerNorm over channels, computed in place on ``(B, C, H, W)`` (no transposes).
+
+    Args:
+        channels (int): C.
+        layer_norm_type (str): ``'WithBias'`` or ``'BiasFree'``.
+    """
+
+    def __init__(self, channels, layer_norm_type='WithBias'):
+        super().__init__()
+        if layer_norm_type not in LAYER_NORM_TYPES:
+            raise ValueError(f'LayerNorm_type must be one of {LAYER_NORM_TYPES}, got {layer_norm_type!r}')
+        norm = _ChannelNormWithBias if layer_norm_type == 'WithBias' else _ChannelNormBiasFree
+        self.body = norm(channels)
+
+    def forward(self, x):
+        return self.body(x)
+
+
+class GatedDconvFeedForward(nn.Module):
+    """Gated-Dconv FFN: 1x1 conv to ``2*hidden``, 3x3 depthwise conv, ``gelu(x1) * x2``, 1x1 conv back.
+
+    ``(B, C, H, W) -> (B, C, H, W)`` with ``hidden = int(C * expansion_factor)``.
+    """
+
+    def __init__(self, channels, expansion_factor=2.66, bias=False):
+        super().__init__()
+        hidden = int(channels * expansion_factor)
+        self.project_in = nn.Conv2d(channels, hidden * 2, kernel_size=1, bias=bias)
+        self.dwconv = nn.Conv2d(hidden * 2, hidden * 2, kernel_size=3, padding=1, groups=hidden * 2, bias=bias)
+        self.project_out = nn.Conv2d(hidden, channels, kernel_size=1, bias=bias)
+
+    def forward(self, x):
+        x1, x2 = self.dwconv(self.project_in(x)).chunk(2, dim=1)
+        return self.project_out(F.gelu(x1) * x2)
+
+
+class PatchEmbed(nn.Module):
+    """3x3 convolution from image channels to features: ``(B, C_in, H, W) -> (B, dim, H, W)``."""
+
+    def __init__(self, in_channels=3, dim=48, bias=False):
+        super().__init__()
+        self.proj = nn.Conv2d(in_channels, dim, kernel_size=3, padding=1, bias=bias)
+
+    def forward(self, x):
+        return self.proj(x)
+
+
+class Downsample(nn.Module):
+    """3x3 conv to ``C/2`` then pixel-unshuffle 2: ``(B, C, H, W) -> (B, 2C, H/2, W/2)``."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, channels // 2, kernel_size=3, padding=1, bias=False), nn.PixelUnshuffle(2))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+class Upsample(nn.Module):
+    """3x3 conv to ``2C`` then pixel-shuffle 2: ``(B, C, H, W) -> (B, C/2, 2H, 2W)``."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, channels * 2, kernel_size=3, padding=1, bias=False), nn.PixelShuffle(2))
+
+    def forward(self, x):
+        return self.body(x)
+

@@ -1,0 +1,28 @@
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+import hint_plugin  # noqa: F401  (registers HINT and friends)
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO.parent / 'shared' / 'fixtures'
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+# A width-8 HINT: every level and both caches exist, and it runs in milliseconds.
+TINY_CONFIG = dict(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, heads=[1, 1, 1, 1])
+
+
+@pytest.fixture
+def tiny_config():
+    return dict(TINY_CONFIG)
+
+
+@pytest.fixture(scope='session')
+def reference_fixture():
+    path = FIXTURES / 'hint_reference_small.pt'
+    if not path.exists():
+        pytest.fail(f'missing {path}: the shared fixtures must sit beside the repository (../shared)')
+    return torch.load(path, weights_only=True)

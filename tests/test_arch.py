@@ -1,0 +1,138 @@
+"""HINT, HMHA and QKCU: exactness against the reference, layout, shapes, determinism, gradients, errors."""
+import json
+
+import pytest
+import torch
+from basicsr.archs import build_network
+
+from conftest import FIXTURES
+from hint_plugin.archs.hint_arch import HINT
+from hint_plugin.archs.hmha_arch import HMHA
+from hint_plugin.archs.qkcu_arch import QKCU
+
+
+def test_official_variant_reproduces_reference_output_in_float64(reference_fixture):
+    net = HINT(**reference_fixture['config'], variant='official').double().eval()
+    net.load_state_dict(reference_fixture['params'], strict=True)
+    with torch.no_grad():
+        out = net(reference_fixture['input'])
+    assert out.dtype == torch.float64
+    assert (out - reference_fixture['output']).abs().max().item() <= 1e-8
+
+
+def test_default_config_matches_released_checkpoint_layout():
+    layout = json.loads((FIXTURES / 'hint_default_state_dict.json').read_text())
+    net = HINT(**layout['config'])
+    ours = [[key, list(value.shape)] for key, value in net.state_dict().items()]
+    assert ours == layout['state_dict']
+    assert sum(p.numel() for p in net.parameters()) == layout['total_params'] == 24_873_812
+
+
+@pytest.mark.parametrize('key', ['params', 'params_ema'])
+def test_basicsr_checkpoint_loads_strictly_without_renaming(tmp_path, tiny_config, key):
+    source = HINT(**tiny_config)
+    path = tmp_path / 'net_g_latest.pth'
+    torch.save({key: source.state_dict()}, path)
+    target = HINT(**tiny_config)
+    target.load_state_dict(torch.load(path, weights_only=True)[key], strict=True)
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(source(x), target(x))
+
+
+def test_registry_builds_all_three_modules(tiny_config):
+    net = build_network({'type': 'HINT', **tiny_config})
+    assert isinstance(net, HINT)
+    hmha = build_network({'type': 'HMHA', 'dim': 16})
+    out, cache = hmha(torch.rand(2, 16, 5, 7))
+    assert out.shape == (2, 16, 5, 7) and cache.shape == (1, 16, 16)
+    qkcu = build_network({'type': 'QKCU', 'dim': 16})
+    assert isinstance(qkcu, QKCU) and not isinstance(qkcu, HMHA)
+
+
+def test_qkcu_standalone_shapes_and_cache_threading():
+    qkcu = QKCU(dim=16, variant='refined')
+    sizes = qkcu.head_channels
+    assert sizes == [2, 4, 4, 6]
+    maps = [torch.softmax(torch.rand(3, c, c), -1) for c in sizes]
+    values = [torch.rand(3, c, 10) for c in sizes]
+    out, cache = qkcu(maps, values, torch.rand(3, 16, 10))
+    assert out.shape == (3, 16, 10) and cache.shape == (3, 16, 16)
+    out2, cache2 = qkcu(maps, values, torch.rand(3, 16, 10), cache=torch.rand(3, 32, 32))
+    assert cache2.shape == (3, 16, 16) and not cache2.requires_grad
+
+
+def test_hmha_output_changes_with_an_incoming_cache():
+    torch.manual_seed(0)
+    hmha = HMHA(dim=16)
+    x = torch.rand(1, 16, 6, 6)
+    without, first_cache = hmha(x)
+    with_cache, _ = hmha(x, cache=torch.rand(1, 32, 32))
+    assert not torch.allclose(without, with_cache)
+    assert first_cache.shape == (1, 16, 16)
+
+
+@pytest.mark.parametrize('size', [(1, 1), (7, 13), (8, 8), (33, 17), (20, 41)])
+def test_any_input_size_round_trips(tiny_config, size):
+    net = HINT(**tiny_config).eval()
+    x = torch.rand(2, 3, *size)
+    with torch.no_grad():
+        out = net(x)
+    assert out.shape == x.shape
+    assert torch.isfinite(out).all()
+
+
+def test_forward_is_stateless_and_deterministic(tiny_config):
+    torch.manual_seed(0)
+    net = HINT(**tiny_config).eval()
+    x, other = torch.rand(1, 3, 24, 24), torch.rand(1, 3, 24, 24)
+    with torch.no_grad():
+        first = net(x)
+        net(other)  # the reference would carry this call's cache into the next one
+        second = net(x)
+    assert torch.equal(first, second)
+
+
+def test_gradients_reach_every_parameter_except_first_block_inter_modulators(tiny_config):
+    torch.manual_seed(0)
+    net = HINT(**tiny_config)
+    net(torch.rand(2, 3, 16, 16)).square().mean().backward()
+    no_grad = sorted(name for name, p in net.named_parameters() if p.grad is None)
+    expected = sorted(name for name, _ in net.named_parameters()
+                      if name.startswith('latent.0.attn.inter_modulator'))
+    assert expected and no_grad == expected
+    # and every parameter that does get a gradient gets a non-zero one somewhere
+    assert all(p.grad.abs().sum() > 0 for name, p in net.named_parameters() if p.grad is not None)
+
+
+def test_dual_pixel_task_builds_and_runs():
+    net = HINT(inp_channels=6, out_channels=3, dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1,
+               dual_pixel_task=True)
+    assert 'skip_conv.weight' in net.state_dict()
+    with torch.no_grad():
+        assert net(torch.rand(1, 6, 12, 12)).shape == (1, 3, 12, 12)
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    (dict(dim=18), 'dim must be a multiple of 4'),
+    (dict(dim=0), 'dim must be an integer >= 4'),
+    (dict(num_blocks=[1, 1, 1]), 'num_blocks must be a list of 4'),
+    (dict(num_blocks=[1, -1, 1, 1]), r'num_blocks\[1\]'),
+    (dict(variant='paper'), 'variant must be one of'),
+    (dict(LayerNorm_type='Batch'), 'LayerNorm_type must be one of'),
+    (dict(heads=[1, 2]), 'heads must be a list of 4'),
+    (dict(bias='no'), 'bias must be true or false'),
+    (dict(out_channels=1), 'out_channels'),
+    (dict(cache_momentum=1.5), 'cache_momentum'),
+    (dict(head_ratios=(1, 2, 2, 4)), 'cannot be split into heads'),
+])
+def test_bad_constructor_arguments_raise_clear_errors(tiny_config, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        HINT(**{**tiny_config, **kwargs})
+
+
+@pytest.mark.parametrize('shape', [(3, 16, 16), (1, 4, 16, 16), (1, 1, 16, 16), (1, 1, 3, 16, 16)])
+def test_bad_inputs_raise_clear_errors(tiny_config, shape):
+    net = HINT(**tiny_config)
+    with pytest.raises(ValueError, match=r'HINT expects a \(B, 3, H, W\) tensor'):
+        net(torch.rand(*shape))
