@@ -11,7 +11,7 @@ Data flow for an image ``(B, C_in, H, W)`` (padded to a multiple of 8, cropped b
 The QKCU inter-layer cache is threaded explicitly through every attention block of one forward call and
 never stored on a module, so two calls with the same input give the same output.
 """
-from numbers import Integral, Real
+from numbers import Real
 
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY
@@ -23,6 +23,7 @@ from hint_plugin.archs.layers import (LAYER_NORM_TYPES, ChannelLayerNorm, Downsa
                                       PatchEmbed, Upsample)
 from hint_plugin.archs.qkcu_arch import DEFAULT_CACHE_MOMENTUM, DEFAULT_HEAD_RATIOS, get_variant, head_sizes
 from hint_plugin.utils.tiling import pad_to_multiple
+from hint_plugin.utils.validation import check_bool, check_int, check_int_list
 
 PAD_MULTIPLE = 8  # three 2x downsamplings
 
@@ -48,23 +49,6 @@ class TransformerBlock(nn.Module):
             attended, cache = self.attn(self.norm1(x), cache)
             x = x + attended
         return x + self.ffn(self.norm2(x)), cache
-
-
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-        raise ValueError(f'{name} must be an integer >= {minimum}, got {value!r}')
-
-
-def _check_int_list(name, value, length, minimum):
-    if not isinstance(value, (list, tuple)) or len(value) != length:
-        raise ValueError(f'{name} must be a list of {length} integers, got {value!r}')
-    for i, item in enumerate(value):
-        _check_int(f'{name}[{i}]', item, minimum)
-
-
-def _check_bool(name, value):
-    if not isinstance(value, bool):
-        raise ValueError(f'{name} must be true or false, got {value!r}')
 
 
 @ARCH_REGISTRY.register()
@@ -105,14 +89,14 @@ class HINT(nn.Module):
                  dual_pixel_task=False, variant='official', head_ratios=DEFAULT_HEAD_RATIOS,
                  cache_momentum=DEFAULT_CACHE_MOMENTUM, use_checkpoint=False):
         super().__init__()
-        _check_int('inp_channels', inp_channels, 1)
-        _check_int('out_channels', out_channels, 1)
-        _check_int('dim', dim, 4)
+        check_int('inp_channels', inp_channels, 1)
+        check_int('out_channels', out_channels, 1)
+        check_int('dim', dim, 4)
         if dim % 4:
             raise ValueError(f'dim must be a multiple of 4 (the attention levels run at 2, 4 and 8 times dim '
                              f'channels, split in eighths), got {dim}')
-        _check_int_list('num_blocks', num_blocks, 4, 0)
-        _check_int('num_refinement_blocks', num_refinement_blocks, 0)
+        check_int_list('num_blocks', num_blocks, 4, 0)
+        check_int('num_refinement_blocks', num_refinement_blocks, 0)
         if not isinstance(heads, (list, tuple)) or len(heads) != 4:
             raise ValueError(f'heads must be a list of 4 integers (it is accepted and ignored), got {heads!r}')
         if isinstance(ffn_expansion_factor, bool) or not isinstance(ffn_expansion_factor, Real) \
@@ -120,7 +104,7 @@ class HINT(nn.Module):
             raise ValueError(f'ffn_expansion_factor must be a positive number, got {ffn_expansion_factor!r}')
         for name, value in (('bias', bias), ('dual_pixel_task', dual_pixel_task),
                             ('use_checkpoint', use_checkpoint)):
-            _check_bool(name, value)
+            check_bool(name, value)
         if LayerNorm_type not in LAYER_NORM_TYPES:
             raise ValueError(f'LayerNorm_type must be one of {LAYER_NORM_TYPES}, got {LayerNorm_type!r}')
         get_variant(variant)

@@ -1,0 +1,6 @@
+"""Auto-import every ``*_loss.py`` here so its classes register in BasicSR's ``LOSS_REGISTRY``."""
+from os import path as osp
+
+from hint_plugin.utils.registry import import_modules_ending_with
+
+_modules = import_modules_ending_with(__name__, osp.dirname(osp.abspath(__file__)), '_loss.py')

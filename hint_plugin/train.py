@@ -1,0 +1,17 @@
+"""Train with BasicSR's own pipeline: ``python -m hint_plugin.train -opt options/train/X.yml [BasicSR flags]``.
+
+Every BasicSR flag works (``--launcher``, ``--auto_resume``, ``--debug``, ``--force_yml``); outputs land in
+the working directory's ``experiments/`` and ``tb_logger/``.
+"""
+import os
+
+import hint_plugin  # noqa: F401  (compat fixes and registrations)
+from basicsr.train import train_pipeline
+
+
+def main():
+    train_pipeline(os.getcwd())
+
+
+if __name__ == '__main__':
+    main()

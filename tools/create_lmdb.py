@@ -1,0 +1,52 @@
+"""``python tools/create_lmdb.py --layout NAME --input ROOT --output DIR``: a dataset as shipped -> BasicSR LMDBs.
+
+The work is done by :mod:`hint_plugin.data.lmdb_layouts`; this script only parses the command line.
+"""
+import argparse
+import sys
+from os import path as osp
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
+
+import hint_plugin  # noqa: E402,F401  (before any basicsr import: it patches a torchvision import)
+from hint_plugin.data.lmdb_layouts import (  # noqa: E402
+    KEY_SOURCES, LAYOUTS, DatasetLayoutError, configure_layout, create_lmdbs)
+
+
+def parse_args(argv=None):
+    layouts = '\n'.join(f'  {name:<16} {layout.help}' for name, layout in LAYOUTS.items())
+    parser = argparse.ArgumentParser(
+        description='Write a restoration dataset as OUTPUT/lq.lmdb + OUTPUT/gt.lmdb with identical keys\n'
+        "(for BasicSR's PairedImageDataset with io_backend lmdb), or as one LMDB of clean images.",
+        epilog=f'layouts (folders relative to --input):\n{layouts}\n\n'
+        'Patterns full-match the file stem; images they do not fit are skipped and reported.\n'
+        "Dots in keys become 'p' (BasicSR cuts keys at the first dot).",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--layout', required=True, choices=list(LAYOUTS), help='how the dataset is organised')
+    parser.add_argument('--input', required=True, metavar='ROOT', help='the dataset folder')
+    parser.add_argument('--output', required=True, metavar='DIR', help='folder for the LMDBs')
+    parser.add_argument('--lq-dir', help="lq folder instead of the layout's (relative to ROOT)")
+    parser.add_argument('--gt-dir', help="gt folder instead of the layout's (relative to ROOT)")
+    parser.add_argument('--lq-pattern', metavar='REGEX', help='lq file stems, with a group (?P<id>...)')
+    parser.add_argument('--gt-pattern', metavar='REGEX', help='gt file stems, with a group (?P<id>...)')
+    parser.add_argument('--key', choices=KEY_SOURCES, help="LMDB key: the lq file stem or the pairing id "
+                        "(default: the layout's)")
+    parser.add_argument('--name', help='LMDB name for the single layout (default: gt)')
+    parser.add_argument('--compress-level', type=int, default=1, choices=range(10), metavar='0-9',
+                        help='PNG compression of the stored images (default: 1)')
+    parser.add_argument('--overwrite', action='store_true', help='replace existing LMDBs')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        layout = configure_layout(args.layout, args.lq_dir, args.gt_dir, args.lq_pattern, args.gt_pattern, args.key)
+        summary = create_lmdbs(args.input, args.output, layout, args.overwrite, args.name, args.compress_level)
+    except DatasetLayoutError as err:
+        sys.exit(f'create_lmdb.py: error: {err}')
+    print(summary)
+
+
+if __name__ == '__main__':
+    main()
