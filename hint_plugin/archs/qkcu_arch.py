@@ -94,7 +94,8 @@ class InterCacheModulation(nn.Module):
         self.gatingConv = nn.Conv1d(head_channels, head_channels, kernel_size=1)
 
     def forward(self, attn, cache):
-        scale, shift = self.conv_width(F.adaptive_avg_pool2d(cache, attn.shape[-1]) + attn).chunk(2, dim=1)
+        head_cache = F.adaptive_avg_pool2d(cache, self.gatingConv.in_channels)
+        scale, shift = self.conv_width(head_cache + attn).chunk(2, dim=1)
         m = attn * scale + shift
         return attn + m * F.gelu(self.gatingConv(m))
 
@@ -153,10 +154,9 @@ class QKCU(nn.Module):
         """The cache passed to the next attention block, ``(1 or B, C, C)``, from this block's final maps."""
         channels = sum(self.head_channels)
         update = None
-        for attn in maps:
+        for attn, c_i in zip(maps, self.head_channels):
             stat = batch_statistic(attn.detach(), self.rule).unsqueeze(1)
             resized = F.interpolate(stat, size=(channels, channels), mode='bilinear', align_corners=False)
-            c_i = attn.shape[-1]
             term = resized * (c_i / channels) if self.rule.true_division else resized * c_i // channels
             update = term if update is None else update + term
         update = update.squeeze(1)

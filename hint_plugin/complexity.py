@@ -1,0 +1,53 @@
+"""Parameters and multiply-accumulates (MACs) of a network with mmengine's analysis.
+
+Two totals are reported: 2-D convolutions only (the convention of the HINT paper and of Restormer-lineage
+tables) and the full count, which adds the Conv1d cache layers of QKCU, the attention products and the
+channel-correlation products of HMHA's re-ordering.
+"""
+from collections import Counter
+
+import torch
+from mmengine.analysis import FlopAnalyzer, parameter_count
+from mmengine.analysis.jit_handles import get_shape
+from mmengine.analysis.print_helper import complexity_stats_table
+from torch import nn
+
+
+def _corrcoef_macs(inputs, outputs):
+    """``torch.corrcoef`` of ``(C, N)`` observations costs a ``(C, N) x (N, C)`` product: ``C * C * N``."""
+    channels, samples = get_shape(inputs[0])
+    return Counter({'corrcoef': channels * channels * samples})
+
+
+def analyze(net, height=256, width=256, batch=1, max_depth=2):
+    """Count ``net``'s parameters and MACs on a ``(batch, C_in, height, width)`` input.
+
+    Returns a dict: ``params``, ``macs_total``, ``macs_conv2d``, ``macs_by_operator`` and ``table`` (per module,
+    down to ``max_depth``).
+    """
+    net = net.eval()
+    in_channels = next(m for m in net.modules() if isinstance(m, nn.Conv2d)).in_channels
+    image = torch.rand(batch, in_channels, height, width)
+    analyzer = FlopAnalyzer(net, (image, ))
+    analyzer.set_op_handle('aten::corrcoef', _corrcoef_macs)
+    analyzer.unsupported_ops_warnings(False)
+    analyzer.uncalled_modules_warnings(False)
+    analyzer.tracer_warnings('none')
+    by_module = analyzer.by_module()
+    conv2d = sum(by_module[name] for name, module in net.named_modules() if isinstance(module, nn.Conv2d))
+    return {
+        'params': parameter_count(net)[''],
+        'macs_total': analyzer.total(),
+        'macs_conv2d': conv2d,
+        'macs_by_operator': dict(analyzer.by_operator()),
+        'table': complexity_stats_table(analyzer, max_depth=max_depth, show_param_shapes=False),
+    }
+
+
+def summary(result, height, width):
+    """Human-readable lines for :func:`analyze`'s result."""
+    lines = [f'input {height}x{width}', f'parameters: {result["params"] / 1e6:.2f} M',
+             f'MACs, 2-D convolutions only (paper convention): {result["macs_conv2d"] / 1e9:.1f} G',
+             f'MACs, all counted operators: {result["macs_total"] / 1e9:.1f} G']
+    lines += [f'  {name}: {macs / 1e9:.2f} G' for name, macs in sorted(result['macs_by_operator'].items())]
+    return '\n'.join(lines)

@@ -1,0 +1,457 @@
+"""Restore image files with HINT (or any BasicSR network): the library behind ``tools/inference.py``.
+
+From Python::
+
+    import hint_plugin.inference as inference
+    net = inference.load_network({'type': 'HINT'}, 'HINT_denoise.pth', device='cpu')
+    summary = inference.restore_files(['photos/'], 'restored/', net, tile=512)
+    print(summary)  # restored 12 of 12 images
+
+Inputs are files, folders (their image files, not recursive) and glob patterns. Every image comes out in the
+form it came in (:mod:`hint_plugin.utils.image_io`): same size, bit depth, channel count, alpha and format;
+8/16-bit PNG, JPEG, TIFF, BMP, WebP, PNM. Only pixels are carried over, not metadata (EXIF, ICC profiles). An
+image is restored in one pass, or in overlapping blended tiles (:func:`hint_plugin.utils.tiling.restore`) when
+asked, or when the device runs out of memory: then the tile size is halved (from half the image) until it fits
+or reaches ``min_tile``. Outputs never replace an input, and
+replace an existing file only with ``overwrite``. A file that fails is reported and skipped.
+
+Setup problems (options, checkpoint, device, no inputs) raise :class:`InferenceError` or
+:class:`~hint_plugin.utils.checkpoint.CheckpointError`; the command line turns them into one line and exit 2.
+"""
+import argparse
+import glob
+import logging
+import os
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import cv2
+import torch
+from tqdm import tqdm
+
+import hint_plugin  # noqa: F401  (compat fixes; registers HINT into BasicSR's registries)
+from basicsr.archs import build_network
+from hint_plugin.utils.checkpoint import CheckpointError, load_weights
+from hint_plugin.utils.image_io import (DEFAULT_JPEG_QUALITY, ImageError, from_rgb_float, is_image_file, read_image,
+                                        to_rgb_float, write_image)
+from hint_plugin.utils.options import OptionsError, network_options, read_options
+from hint_plugin.utils.tiling import restore
+
+DEFAULT_OVERLAP = 32
+DEFAULT_MIN_TILE = 64
+DEFAULT_WINDOW_SIZE = 8
+EXIT_OK, EXIT_FAILED, EXIT_SETUP = 0, 1, 2
+
+logger = logging.getLogger(__name__)
+
+_OUT_OF_MEMORY = re.compile(r"out of memory|can't allocate|cannot allocate|not enough memory|failed to allocate",
+                            re.IGNORECASE)
+
+
+class InferenceError(Exception):
+    """A setup problem: unreadable options, no network or checkpoint, unusable device, no inputs."""
+
+
+def _first_line(error):
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]
+
+
+# --------------------------------------------------------------------------------------------- set-up
+@dataclass
+class Setup:
+    """What to build and load, and how to tile, resolved from ``--opt`` / ``--weights`` / ``--config``."""
+    network_opt: dict
+    weights: str | None
+    param_key: str = 'params_ema'
+    strict: bool = True
+    tile: int | None = None
+    overlap: int = DEFAULT_OVERLAP
+    window_size: int = DEFAULT_WINDOW_SIZE
+
+
+def _mapping(value):
+    return value if isinstance(value, Mapping) else {}
+
+
+def resolve_setup(opt=None, weights=None, config=None, param_key=None, tile=None, overlap=None):
+    """The :class:`Setup` for the command line's choices (None: not given).
+
+    * ``opt`` (a BasicSR test YAML): network from ``network_g``, checkpoint from ``path.pretrain_network_g``
+      (``weights`` overrides it), key from ``path.param_key_g`` (default ``params``), strictness from
+      ``path.strict_load_g``, tiling from ``val.tile`` (``size``, ``overlap``), padding from ``val.window_size``.
+    * ``weights`` with ``config`` (any option file): network from the config's ``network_g``.
+    * ``weights`` alone: the default ``HINT()``.
+
+    ``param_key`` overrides the key (without ``opt`` it defaults to ``params_ema``; the loader falls back to
+    ``params`` and to a bare state_dict). ``tile`` 0 turns tiling off; ``tile`` and ``overlap`` override the
+    option file's.
+    """
+    if opt is not None and config is not None:
+        raise InferenceError('give either --opt or --config, not both (--opt carries its own network_g)')
+    if opt is None and weights is None:
+        raise InferenceError('give --opt TEST_YAML, or --weights CKPT (with --config NETWORK_YAML for a network '
+                             'other than the default HINT)')
+    if opt is not None:
+        options = read_options(opt)
+        paths, val = _mapping(options.get('path')), _mapping(options.get('val'))
+        tiling = _mapping(val.get('tile'))
+        weights = weights or paths.get('pretrain_network_g')
+        if not weights:
+            raise InferenceError(f'{opt} has no path.pretrain_network_g: pass --weights CKPT')
+        setup = Setup(network_options(options, opt), str(weights), param_key or paths.get('param_key_g') or 'params',
+                      bool(paths.get('strict_load_g', True)), tiling.get('size') or None,
+                      tiling.get('overlap', DEFAULT_OVERLAP), val.get('window_size', DEFAULT_WINDOW_SIZE))
+    elif config is not None:
+        setup = Setup(network_options(read_options(config), config), weights, param_key or 'params_ema')
+    else:
+        setup = Setup({'type': 'HINT'}, weights, param_key or 'params_ema')
+    if tile is not None:
+        setup.tile = tile or None
+    if overlap is not None:
+        setup.overlap = overlap
+    for name in ('tile', 'overlap', 'window_size'):
+        value = getattr(setup, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or value < (0 if name == 'overlap' else 1)):
+            raise InferenceError(f'{name} must be a{" non-negative" if name == "overlap" else " positive"} '
+                                 f'integer, got {value!r}')
+    return setup
+
+
+def resolve_device(name='auto'):
+    """``'auto'`` (CUDA when available, else CPU), ``'cpu'``, ``'cuda'`` or ``'cuda:N'`` as a ``torch.device``."""
+    if name == 'auto':
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise InferenceError(f'unknown device {name!r} (auto, cpu, cuda or cuda:N)') from None
+    if device.type == 'cuda':
+        if not torch.cuda.is_available():
+            raise InferenceError('CUDA is not available on this machine (use --device cpu or auto)')
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise InferenceError(f'{name}: only {torch.cuda.device_count()} CUDA device(s) here')
+    elif device.type != 'cpu':
+        raise InferenceError(f'unsupported device {name!r} (auto, cpu, cuda or cuda:N)')
+    return device
+
+
+def load_network(network_opt=None, weights=None, param_key='params_ema', strict=True, device='cpu'):
+    """Build ``network_opt`` (BasicSR's ``network_g``; default ``{'type': 'HINT'}``) and load ``weights``.
+
+    The checkpoint goes through :func:`~hint_plugin.utils.checkpoint.load_weights` (``weights_only=True``;
+    ``params`` / ``params_ema`` / bare state_dict; a checkpoint of another architecture raises one
+    ``CheckpointError`` naming missing and unexpected keys). Without ``weights`` the network keeps its random
+    initialisation. Returns the network in eval mode, without gradients, on ``device``.
+    """
+    network_opt = dict(network_opt or {'type': 'HINT'})
+    try:
+        net = build_network(network_opt)
+    except KeyError as error:  # the registry's "No object named ... found"
+        raise InferenceError(f'cannot build network_g: {error.args[0] if error.args else error}') from None
+    except (TypeError, ValueError) as error:
+        raise InferenceError(f'cannot build network_g of type {network_opt.get("type")}: '
+                             f'{_first_line(error)}') from None
+    if weights is not None:
+        mismatch = load_weights(net, weights, param_key, strict)
+        if mismatch:  # only when not strict (path.strict_load_g: false)
+            logger.warning(f'{weights} loaded without strict checking: {mismatch}')
+    net.eval().requires_grad_(False)
+    return net.to(device)
+
+
+# --------------------------------------------------------------------------------------------- restoring
+def is_out_of_memory(error):
+    """Whether ``error`` is the device running out of memory (CUDA's error, or a CPU allocation failure)."""
+    if isinstance(error, (torch.cuda.OutOfMemoryError, MemoryError)):
+        return True
+    return isinstance(error, RuntimeError) and bool(_OUT_OF_MEMORY.search(str(error)))
+
+
+def smaller_tile(tile, height, width, window_size=DEFAULT_WINDOW_SIZE, min_tile=DEFAULT_MIN_TILE):
+    """The tile size to try after running out of memory with ``tile`` (None: untiled); None if none is left.
+
+    Half of ``tile`` (or of the padded image's longer side), a multiple of ``window_size``, at least
+    ``min_tile`` (rounded up to a multiple of ``window_size``), and smaller than the size that failed.
+    """
+    padded = max(-(-height // window_size), -(-width // window_size)) * window_size
+    failed = padded if tile is None else min(tile // window_size * window_size, padded)
+    floor = max(window_size, -(-min_tile // window_size) * window_size)
+    candidate = max(floor, failed // 2 // window_size * window_size)
+    return candidate if candidate < failed else None
+
+
+def _restore_once(net, image, device, tile, overlap, window_size):
+    with torch.inference_mode():
+        if tile is None:
+            return restore(net, image.to(device), window_size).cpu()
+
+        def forward(patch):  # the image and the blended output stay on the CPU; one tile at a time on the device
+            return net(patch.to(device)).to(image.device)
+
+        return restore(forward, image, window_size, tile, overlap)
+
+
+def restore_tensor(net, image, device='cpu', tile=None, overlap=DEFAULT_OVERLAP, window_size=DEFAULT_WINDOW_SIZE,
+                   min_tile=DEFAULT_MIN_TILE, log=None, name='image'):
+    """Restore a ``(1, C, H, W)`` CPU tensor with ``net`` on ``device``; returns the CPU output.
+
+    Untiled when ``tile`` is None, else in blended tiles (the image and the output stay in CPU memory, only
+    tiles visit the device). When the device runs out of memory the image is tried again in smaller tiles
+    (:func:`smaller_tile`), each retry reported through ``log``; below ``min_tile`` the error is re-raised as a
+    ``RuntimeError`` saying so.
+    """
+    device = torch.device(device)
+    log = log or logger.warning
+    while True:
+        try:
+            return _restore_once(net, image, device, tile, overlap, window_size)
+        except (RuntimeError, MemoryError) as error:
+            if not is_out_of_memory(error):
+                raise
+            reason = _first_line(error)
+        if device.type == 'cuda':
+            torch.cuda.empty_cache()
+        where = 'untiled' if tile is None else f'in tiles of {tile}'
+        next_tile = smaller_tile(tile, *image.shape[-2:], window_size, min_tile)
+        if next_tile is None:
+            raise RuntimeError(f'out of memory {where}, and no smaller tile is allowed (--min-tile {min_tile}): '
+                               f'{reason}')
+        log(f'{name}: out of memory on {device} {where}; retrying in tiles of {next_tile} ({reason})')
+        tile = next_tile
+
+
+def restore_array(net, image, device='cpu', tile=None, overlap=DEFAULT_OVERLAP, window_size=DEFAULT_WINDOW_SIZE,
+                  min_tile=DEFAULT_MIN_TILE, log=None, name='image'):
+    """Restore an image array as OpenCV reads it; returns the same shape, dtype and alpha (see ``image_io``).
+
+    The colour (RGB, grayscale replicated) goes through :func:`restore_tensor`; grayscale comes back as the
+    mean of the restored channels, the alpha channel unchanged.
+    """
+    rgb, alpha = to_rgb_float(image)
+    tensor = torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0).contiguous()
+    output = restore_tensor(net, tensor, device, tile, overlap, window_size, min_tile, log, name)
+    if output.shape[1] != 3 or output.shape[-2:] != tensor.shape[-2:]:
+        raise ValueError(f'the network turned a {tuple(tensor.shape)} image into {tuple(output.shape)}; '
+                         'this tool restores RGB images at their own size')
+    restored = output[0].float().clamp(0, 1).permute(1, 2, 0).numpy()
+    return from_rgb_float(restored, image, alpha)
+
+
+# --------------------------------------------------------------------------------------------- files
+@dataclass
+class Summary:
+    """What :func:`restore_files` did: ``restored`` (input, output) pairs and ``failed`` (input, reason) pairs."""
+    restored: list = field(default_factory=list)
+    failed: list = field(default_factory=list)
+
+    @property
+    def total(self):
+        return len(self.restored) + len(self.failed)
+
+    @property
+    def ok(self):
+        return not self.failed
+
+    def __str__(self):
+        line = f'restored {len(self.restored)} of {self.total} images'
+        if self.failed:
+            line += f', {len(self.failed)} failed: ' + ', '.join(f'{name} ({why})' for name, why in self.failed)
+        return line
+
+
+def collect_inputs(inputs):
+    """``(files, problems)`` for a list of files, folders and glob patterns.
+
+    A folder gives its image files (by extension, sorted, not recursive), a pattern its matching image files
+    (``**`` recursive); a file named explicitly is kept whatever its extension. ``problems`` lists
+    ``(input, reason)`` for inputs that give nothing. Files found twice are kept once.
+    """
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    files, problems, seen = [], [], set()
+    for entry in map(os.fspath, inputs):
+        if os.path.isdir(entry):
+            found = sorted(os.path.join(entry, name) for name in os.listdir(entry)
+                           if is_image_file(name) and os.path.isfile(os.path.join(entry, name)))
+            missing = 'no image files in this folder'
+        elif os.path.lexists(entry):
+            found, missing = [entry], None
+        elif any(character in entry for character in '*?['):
+            found = sorted(path for path in glob.glob(entry, recursive=True)
+                           if is_image_file(path) and os.path.isfile(path))
+            missing = 'no image file matches this pattern'
+        else:
+            found, missing = [], 'no such file or folder'
+        if not found:
+            problems.append((entry, missing))
+        for path in found:
+            key = os.path.realpath(path)
+            if key not in seen:
+                seen.add(key)
+                files.append(path)
+    return files, problems
+
+
+def output_path(path, output_dir, suffix=''):
+    """``output_dir/<stem><suffix><ext>`` for the input ``path`` (the extension, hence the format, kept)."""
+    stem, extension = os.path.splitext(os.path.basename(path))
+    return os.path.join(output_dir, f'{stem}{suffix}{extension}')
+
+
+def _file_id(path):
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
+
+
+def restore_files(inputs, output_dir, net, device='cpu', tile=None, overlap=DEFAULT_OVERLAP,
+                  window_size=DEFAULT_WINDOW_SIZE, min_tile=DEFAULT_MIN_TILE, suffix='', overwrite=False,
+                  jpeg_quality=DEFAULT_JPEG_QUALITY, progress=False, log=None):
+    """Restore every image of ``inputs`` (files, folders, globs) into ``output_dir``; returns a :class:`Summary`.
+
+    Each image is written as ``output_dir/<stem><suffix><ext>`` in its own form (see :func:`restore_array`).
+    An image fails, is reported through ``log`` and skipped when it cannot be read or written, when its output
+    would be one of the inputs (never replaced, even with ``overwrite``), when its output exists and not
+    ``overwrite``, when another input of this run already wrote that output, or when restoring it raises.
+    Inputs that match nothing count as failures too. ``progress`` shows a tqdm bar on stderr.
+
+    Raises :class:`InferenceError` when ``inputs`` hold no image at all or ``output_dir`` cannot be created.
+    """
+    log = log or logger.warning
+    files, problems = collect_inputs(inputs)
+    summary = Summary(failed=list(problems))
+    for name, reason in problems:
+        log(f'skipped {name}: {reason}')
+    if not files:
+        raise InferenceError('no input images found in ' + ', '.join(name for name, _ in problems))
+    try:
+        os.makedirs(output_dir, exist_ok=True)
+    except OSError as error:
+        raise InferenceError(f'cannot create the output folder {output_dir}: {error.strerror or error}') from None
+    input_ids = {_file_id(path): path for path in files} | {os.path.realpath(path): path for path in files}
+    input_ids.pop(None, None)
+    written = {}
+    bar = tqdm(files, desc='restoring', unit='image', file=sys.stderr, disable=not progress, dynamic_ncols=True)
+    for path in bar:
+        target = output_path(path, output_dir, suffix)
+        target_key = os.path.realpath(target)
+        clash = input_ids.get(_file_id(target)) or input_ids.get(target_key)
+        if clash is not None:
+            reason = ('the output would overwrite the input itself' if clash == path
+                      else f'the output would overwrite the input {clash}')
+        elif target_key in written:
+            reason = f'its output {target} was already written for {written[target_key]}'
+        elif os.path.lexists(target) and not overwrite:
+            reason = f'output {target} exists (use --overwrite to replace it)'
+        else:
+            reason = None
+            try:
+                image = read_image(path)
+                restored = restore_array(net, image, device, tile, overlap, window_size, min_tile, log, path)
+                write_image(target, restored, overwrite=overwrite, jpeg_quality=jpeg_quality)
+            except ImageError as error:
+                reason = error.reason
+            except Exception as error:  # one bad image must not end the run; the reason is reported
+                reason = f'{type(error).__name__}: {_first_line(error)}'
+        if reason is None:
+            written[target_key] = path
+            summary.restored.append((path, target))
+        else:
+            summary.failed.append((path, reason))
+            log(f'skipped {path}: {reason}')
+    bar.close()
+    return summary
+
+
+# --------------------------------------------------------------------------------------------- command line
+def _integer(minimum, maximum=None):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'not an integer: {text!r}') from None
+        if value < minimum or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f'must be {minimum} to {maximum}, got {value}' if maximum is not None
+                                             else f'must be >= {minimum}, got {value}')
+        return value
+
+    return parse
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog='tools/inference.py', allow_abbrev=False,
+        description='Restore images with HINT (or any BasicSR network). Each image comes out with its size, '
+                    'bit depth (8/16), channel count, alpha and format; inputs are never overwritten.',
+        epilog='Grayscale images go through the network as RGB and are written back as the mean of the three '
+               'restored channels; an alpha channel is copied unchanged; metadata (EXIF, ICC) is not carried '
+               'over. Exit status: 0 all restored, 1 some images failed (listed in the summary), 2 bad arguments, '
+               'options or checkpoint. Example: tools/inference.py -i noisy/ -o restored/ '
+               '--opt options/test/HINT_GaussianColorDenoising_Blind.yml --tile 512')
+    parser.add_argument('-i', '--input', nargs='+', required=True, metavar='INPUT',
+                        help='image files, folders (their images) or quoted glob patterns ("photos/**/*.png")')
+    parser.add_argument('-o', '--output', required=True, metavar='OUTPUT_DIR',
+                        help='folder for the restored images, <stem><suffix><ext> (created if missing)')
+    model = parser.add_argument_group('network and checkpoint (--opt, or --weights [--config])')
+    model.add_argument('--opt', '-opt', metavar='TEST_YAML',
+                       help='BasicSR test options: network_g, path.pretrain_network_g, path.param_key_g, val.tile')
+    model.add_argument('--weights', metavar='CKPT', help='checkpoint (overrides path.pretrain_network_g of --opt)')
+    model.add_argument('--config', metavar='NETWORK_YAML',
+                       help='any option file whose network_g describes the network (default: HINT())')
+    model.add_argument('--param-key', metavar='KEY',
+                       help='checkpoint key: default path.param_key_g of --opt, else params_ema (falling back to '
+                            'params, then a bare state_dict)')
+    tiling = parser.add_argument_group('tiling')
+    tiling.add_argument('--tile', type=_integer(0), metavar='SIZE',
+                        help='restore in overlapping tiles of SIZE px, blended (default: val.tile.size of --opt, '
+                             'else whole images; 0: whole images)')
+    tiling.add_argument('--tile-overlap', type=_integer(0), metavar='N',
+                        help=f'overlap of neighbouring tiles (default: val.tile.overlap, else {DEFAULT_OVERLAP})')
+    tiling.add_argument('--min-tile', type=_integer(0), default=DEFAULT_MIN_TILE, metavar='SIZE',
+                        help='smallest tile tried after running out of memory (tiles halve on each '
+                             f'out-of-memory error; default {DEFAULT_MIN_TILE})')
+    parser.add_argument('--device', default='auto', metavar='{auto,cpu,cuda,cuda:N}',
+                        help='auto: cuda if available, else cpu (default auto)')
+    parser.add_argument('--suffix', default='', help='appended to each output stem (default none)')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace existing outputs (an input is never replaced)')
+    parser.add_argument('--jpeg-quality', type=_integer(1, 100), default=DEFAULT_JPEG_QUALITY, metavar='1-100',
+                        help=f'quality of JPEG outputs, 4:4:4 chroma (default {DEFAULT_JPEG_QUALITY})')
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+    return parser
+
+
+def main(argv=None):
+    """The command line; returns the exit status (0 all restored, 1 some failed, 2 set-up error)."""
+    args = build_parser().parse_args(argv)
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # failures are reported by file name
+
+    def log(message):
+        tqdm.write(message, file=sys.stderr)
+
+    try:
+        setup = resolve_setup(args.opt, args.weights, args.config, args.param_key, args.tile, args.tile_overlap)
+        device = resolve_device(args.device)
+        net = load_network(setup.network_opt, setup.weights, setup.param_key, setup.strict, device)
+        channels = getattr(net, 'inp_channels', 3)
+        if channels != 3:
+            raise InferenceError(f'the network takes {channels}-channel inputs; this tool restores RGB, grayscale '
+                                 'and RGBA images (3 channels into the network)')
+        summary = restore_files(args.input, args.output, net, device, setup.tile, setup.overlap, setup.window_size,
+                                args.min_tile, args.suffix, args.overwrite, args.jpeg_quality,
+                                progress=not args.no_progress and sys.stderr.isatty(), log=log)
+    except (InferenceError, CheckpointError, OptionsError) as error:
+        print(f'error: {" ".join(str(error).split())}', file=sys.stderr)
+        return EXIT_SETUP
+    print(summary, file=sys.stdout if summary.ok else sys.stderr)
+    return EXIT_OK if summary.ok else EXIT_FAILED
+
+
+if __name__ == '__main__':
+    sys.exit(main())
