@@ -1,4 +1,3 @@
-import os
 from pathlib import Path
 
 import pytest
@@ -9,7 +8,7 @@ import hint_plugin  # noqa: F401  (registers HINT and friends)
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO.parent / 'shared' / 'fixtures'
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+torch.set_num_threads(1)  # tiny networks: threads only add overhead
 
 # A width-8 HINT: every level and both caches exist, and it runs in milliseconds.
 TINY_CONFIG = dict(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, heads=[1, 1, 1, 1])

@@ -55,10 +55,10 @@ def test_qkcu_standalone_shapes_and_cache_threading():
     sizes = qkcu.head_channels
     assert sizes == [2, 4, 4, 6]
     maps = [torch.softmax(torch.rand(3, c, c), -1) for c in sizes]
-    values = [torch.rand(3, c, 10) for c in sizes]
-    out, cache = qkcu(maps, values, torch.rand(3, 16, 10))
-    assert out.shape == (3, 16, 10) and cache.shape == (3, 16, 16)
-    out2, cache2 = qkcu(maps, values, torch.rand(3, 16, 10), cache=torch.rand(3, 32, 32))
+    values = [torch.rand(3, 10, c) for c in sizes]  # tokens: (B, N, c_i)
+    out, cache = qkcu(maps, values, torch.rand(3, 10, 16))
+    assert out.shape == (3, 10, 16) and cache.shape == (3, 16, 16)
+    out2, cache2 = qkcu(maps, values, torch.rand(3, 10, 16), cache=torch.rand(3, 32, 32))
     assert cache2.shape == (3, 16, 16) and not cache2.requires_grad
 
 

@@ -158,7 +158,8 @@ class HINT(nn.Module):
         if x.dim() != 4 or x.shape[1] != self.inp_channels:
             raise ValueError(f'HINT expects a (B, {self.inp_channels}, H, W) tensor, got shape {tuple(x.shape)}')
         height, width = x.shape[-2:]
-        image = pad_to_multiple(x, PAD_MULTIPLE)
+        # channels-last throughout: faster convolutions, copy-free LayerNorm and attention tokens
+        image = pad_to_multiple(x, PAD_MULTIPLE).contiguous(memory_format=torch.channels_last)
 
         embedded = self.patch_embed(image)
         enc1, _ = self._run(self.encoder_level1, embedded, None)
@@ -178,4 +179,4 @@ class HINT(nn.Module):
             out = self.output(refined + self.skip_conv(embedded))
         else:
             out = self.output(refined) + image
-        return out[..., :height, :width]
+        return out[..., :height, :width].contiguous()

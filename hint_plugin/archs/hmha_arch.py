@@ -13,15 +13,15 @@ from hint_plugin.archs.qkcu_arch import (DEFAULT_CACHE_MOMENTUM, DEFAULT_HEAD_RA
                                          batch_statistic)
 
 
-def channel_order(features, rule):
+def channel_order(tokens, rule):
     """Channels sorted by their mean Pearson correlation with all channels, most correlated first.
 
-    ``features``: ``(B, C, N)``. Returns ``(1, C)`` from the batch-mean features, or ``(B, C)`` per image when
+    ``tokens``: ``(B, N, C)``. Returns ``(1, C)`` from the batch-mean features, or ``(B, C)`` per image when
     the variant's statistics are per image.
     """
     with torch.no_grad():
-        stat = batch_statistic(features, rule)
-        similarity = torch.stack([torch.corrcoef(sample).mean(dim=1) for sample in stat])
+        stat = batch_statistic(tokens, rule)
+        similarity = torch.stack([torch.corrcoef(sample.transpose(0, 1)).mean(dim=1) for sample in stat])
         return torch.sort(similarity, dim=1, descending=True).indices
 
 
@@ -54,13 +54,15 @@ class HMHA(QKCU):
 
     def forward(self, x, cache=None):
         b, c, h, w = x.shape
-        qkv = self.qkv_dwconv(self.qkv(x)).view(b, 3, c, h * w)
-        order = channel_order(qkv[:, 0], self.rule)
-        q, k, v = (permute_channels(t, order) for t in qkv.unbind(1))
-        q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
+        # tokens (B, N, 3C): a free view when x is channels-last, which the whole attention then keeps
+        tokens = self.qkv_dwconv(self.qkv(x)).permute(0, 2, 3, 1).reshape(b, h * w, 3 * c)
+        q, k, v = tokens.split(c, dim=-1)
+        order = channel_order(q, self.rule)
+        q, k, v = (permute_channels(t, order) for t in (q, k, v))
+        q, k = F.normalize(q, dim=1), F.normalize(k, dim=1)
         maps = [
-            ((q_i @ k_i.transpose(-2, -1)) * self.temperature[i]).softmax(dim=-1)
-            for i, (q_i, k_i) in enumerate(zip(q.split(self.head_channels, 1), k.split(self.head_channels, 1)))
+            ((q_i.transpose(1, 2) @ k_i) * self.temperature[i]).softmax(dim=-1)
+            for i, (q_i, k_i) in enumerate(zip(q.split(self.head_channels, -1), k.split(self.head_channels, -1)))
         ]
-        out, cache = super().forward(maps, v.split(self.head_channels, 1), (q + k).detach(), cache, order)
-        return self.project_out(out.view(b, c, h, w)), cache
+        out, cache = super().forward(maps, v.split(self.head_channels, -1), (q + k).detach(), cache, order)
+        return self.project_out(out.view(b, h, w, c).permute(0, 3, 1, 2)), cache

@@ -66,8 +66,21 @@ def batch_statistic(x, rule):
     return x if rule.per_image else x.mean(dim=0, keepdim=True)
 
 
+def channel_mix(conv, x, channel_dim):
+    """Apply a kernel-1 ``nn.Conv1d`` as the matrix product it is, along ``channel_dim`` (1 or -1) of ``x``.
+
+    The cache layers are stored as Conv1d for checkpoint compatibility; PyTorch's generic Conv1d path is
+    several times slower on CPU than one matrix product.
+    """
+    weight = conv.weight.squeeze(-1)
+    if channel_dim == -1:
+        return F.linear(x, weight, conv.bias)
+    out = torch.matmul(weight, x)
+    return out if conv.bias is None else out + conv.bias.unsqueeze(-1)
+
+
 class IntraCacheModulation(nn.Module):
-    """Intra-layer cache gate over ``(B, C, N)``: returns ``up(down(gelu(gatingConv(s)) * s))``, ``s = out + qk``."""
+    """Intra-layer cache gate over tokens ``(B, N, C)``: ``up(down(gelu(gatingConv(s)) * s))``, ``s = out + qk``."""
 
     def __init__(self, channels):
         super().__init__()
@@ -77,15 +90,16 @@ class IntraCacheModulation(nn.Module):
 
     def forward(self, out, qk_cache):
         s = out + qk_cache
-        return self.up(self.down(F.gelu(self.gatingConv(s)) * s))
+        gated = F.gelu(channel_mix(self.gatingConv, s, -1)) * s
+        return channel_mix(self.up, channel_mix(self.down, gated, -1), -1)
 
 
 class InterCacheModulation(nn.Module):
     """Inter-layer modulation of one head's attention map.
 
     ``attn``: ``(B, c, c)``; ``cache``: ``(1 or B, C, C)``. With ``scale, shift`` the halves of
-    ``conv_width(avgpool_{c x c}(cache) + attn)`` and ``m = attn * scale + shift``, returns
-    ``attn + m * gelu(gatingConv(m))``.
+    ``conv_width(avgpool_{c x c}(cache) + attn)`` (a Conv1d over the rows) and ``m = attn * scale + shift``,
+    returns ``attn + m * gelu(gatingConv(m))``.
     """
 
     def __init__(self, head_channels):
@@ -95,15 +109,15 @@ class InterCacheModulation(nn.Module):
 
     def forward(self, attn, cache):
         head_cache = F.adaptive_avg_pool2d(cache, self.gatingConv.in_channels)
-        scale, shift = self.conv_width(head_cache + attn).chunk(2, dim=1)
+        scale, shift = channel_mix(self.conv_width, head_cache + attn, 1).chunk(2, dim=1)
         m = attn * scale + shift
-        return attn + m * F.gelu(self.gatingConv(m))
+        return attn + m * F.gelu(channel_mix(self.gatingConv, m, 1))
 
 
-def permute_channels(x, order):
-    """Re-index the channel axis 1 of ``(B, C, ...)`` by ``order`` of shape ``(1 or B, C)``."""
-    index = order.view(*order.shape, *([1] * (x.dim() - 2))).expand(x.shape[0], -1, *x.shape[2:])
-    return torch.gather(x, 1, index)
+def permute_channels(tokens, order):
+    """Re-index the channel (last) axis of tokens ``(B, N, C)`` by ``order`` of shape ``(1 or B, C)``."""
+    index = order.unsqueeze(1).expand(tokens.shape[0], tokens.shape[1], -1)
+    return torch.gather(tokens, -1, index)
 
 
 @ARCH_REGISTRY.register()
@@ -116,12 +130,12 @@ class QKCU(nn.Module):
         cache_momentum (float): the inter-layer cache keeps ``momentum`` of its past (0.9).
         variant (str): ``'official'`` (the released checkpoints) or ``'refined'``; see :class:`VariantRule`.
 
-    ``forward(maps, values, qk_cache, cache=None, order=None) -> (out, new_cache)``:
-        maps: list of ``(B, c_i, c_i)`` softmax attention maps; values: list of ``(B, c_i, N)``;
-        qk_cache: ``(B, C, N)`` normalised query + key features; cache: ``(1 or B, C', C')`` from the previous
+    ``forward(maps, values, qk_cache, cache=None, order=None) -> (out, new_cache)``, on tokens (channels last):
+        maps: list of ``(B, c_i, c_i)`` softmax attention maps; values: list of ``(B, N, c_i)``;
+        qk_cache: ``(B, N, C)`` normalised query + key features; cache: ``(1 or B, C', C')`` from the previous
         attention block or ``None`` for the first one; order: ``(1 or B, C)`` channel permutation the heads
         were taken in (undone before the gate when the variant says so).
-        out: ``(B, C, N)``; new_cache: ``(1 or B, C, C)``, detached.
+        out: ``(B, N, C)``, head ``i`` being ``v_i A_i^T``; new_cache: ``(1 or B, C, C)``, detached.
     """
 
     def __init__(self, dim, head_ratios=DEFAULT_HEAD_RATIOS, cache_momentum=DEFAULT_CACHE_MOMENTUM,
@@ -174,7 +188,7 @@ class QKCU(nn.Module):
     def forward(self, maps, values, qk_cache, cache=None, order=None):
         cache = self.align_cache(cache)
         maps = self.modulate_maps(maps, cache)
-        out = torch.cat([attn @ v for attn, v in zip(maps, values)], dim=1)
+        out = torch.cat([v @ attn.transpose(1, 2) for attn, v in zip(maps, values)], dim=-1)
         if order is not None and self.rule.restore_order:
             inverse = torch.argsort(order, dim=1)
             out, qk_cache = permute_channels(out, inverse), permute_channels(qk_cache, inverse)
