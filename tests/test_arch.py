@@ -136,3 +136,57 @@ def test_bad_inputs_raise_clear_errors(tiny_config, shape):
     net = HINT(**tiny_config)
     with pytest.raises(ValueError, match=r'HINT expects a \(B, 3, H, W\) tensor'):
         net(torch.rand(*shape))
+
+
+def test_refined_variant_is_independent_of_the_rest_of_its_batch(tiny_config):
+    torch.manual_seed(0)
+    net = HINT(**tiny_config, variant='refined').eval()
+    batch = torch.rand(3, 3, 24, 32)
+    with torch.no_grad():
+        together = net(batch)
+        alone = torch.cat([net(image[None]) for image in batch])
+    assert (together - alone).abs().max().item() <= 1e-5
+
+
+def test_official_variant_couples_the_batch_as_the_reference_does(tiny_config):
+    torch.manual_seed(0)
+    net = HINT(**tiny_config, variant='official').eval()
+    batch = torch.rand(3, 3, 24, 32)
+    with torch.no_grad():
+        together = net(batch)
+        alone = torch.cat([net(image[None]) for image in batch])
+    assert (together - alone).abs().max().item() > 1e-5
+
+
+def test_variants_share_checkpoints_but_compute_different_functions(tiny_config):
+    official = HINT(**tiny_config, variant='official')
+    refined = HINT(**tiny_config, variant='refined', cache_momentum=0.8)
+    refined.load_state_dict(official.state_dict(), strict=True)
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        assert not torch.allclose(official(x), refined(x))
+
+
+def test_refined_cache_is_alive_where_the_official_floor_division_kills_it():
+    torch.manual_seed(0)
+    maps = [torch.softmax(torch.rand(1, c, c), -1) for c in (2, 4, 4, 6)]
+    official_cache = QKCU(16, variant='official').update_cache(maps, None)
+    refined_cache = QKCU(16, variant='refined').update_cache(maps, None)
+    assert torch.count_nonzero(official_cache) == 0  # softmax maps below 1: floor(a * c_i / C) is 0
+    # each head's row-stochastic map, resized to 16x16 and weighed by c_i / 16, adds about 1 to every row sum
+    assert torch.allclose(refined_cache.sum(-1), torch.full((1, 16), 4.0), atol=0.01)
+
+
+@pytest.mark.parametrize('variant', ['official', 'refined'])
+def test_activation_checkpointing_gives_the_same_gradients(tiny_config, variant):
+    torch.manual_seed(0)
+    plain = HINT(**tiny_config, variant=variant)
+    checkpointed = HINT(**tiny_config, variant=variant, use_checkpoint=True)
+    checkpointed.load_state_dict(plain.state_dict())
+    x = torch.rand(2, 3, 16, 16)
+    for net in (plain, checkpointed):
+        net(x).square().mean().backward()
+    for (name, a), (_, b) in zip(plain.named_parameters(), checkpointed.named_parameters()):
+        assert (a.grad is None) == (b.grad is None), name
+        if a.grad is not None:
+            assert torch.allclose(a.grad, b.grad, atol=1e-6), name

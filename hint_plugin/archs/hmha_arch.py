@@ -9,6 +9,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
+from hint_plugin.archs.layers import recompute_in_backward
 from hint_plugin.archs.qkcu_arch import (DEFAULT_CACHE_MOMENTUM, DEFAULT_HEAD_RATIOS, QKCU, permute_channels,
                                          batch_statistic)
 
@@ -52,14 +53,19 @@ class HMHA(QKCU):
         self.project_out = nn.Conv2d(dim, dim, kernel_size=1, bias=bias)
         self._init_cache_modulators(dim, head_ratios, cache_momentum, variant)
 
-    def forward(self, x, cache=None):
-        b, c, h, w = x.shape
-        # tokens (B, N, 3C): a free view when x is channels-last, which the whole attention then keeps
-        tokens = self.qkv_dwconv(self.qkv(x)).permute(0, 2, 3, 1).reshape(b, h * w, 3 * c)
-        q, k, v = tokens.split(c, dim=-1)
+    def _sorted_tokens(self, qkv):
+        """``(B, 3C, H, W)`` -> normalised q, k and v tokens ``(B, N, C)`` in channel order, and the order."""
+        b, c3, h, w = qkv.shape
+        # tokens (B, N, 3C): a free view when qkv is channels-last, which the whole attention then keeps
+        tokens = self.qkv_dwconv(qkv).permute(0, 2, 3, 1).reshape(b, h * w, c3)
+        q, k, v = tokens.split(c3 // 3, dim=-1)
         order = channel_order(q, self.rule)
         q, k, v = (permute_channels(t, order) for t in (q, k, v))
-        q, k = F.normalize(q, dim=1), F.normalize(k, dim=1)
+        return F.normalize(q, dim=1), F.normalize(k, dim=1), v, order
+
+    def forward(self, x, cache=None):
+        b, c, h, w = x.shape
+        q, k, v, order = recompute_in_backward(self._sorted_tokens, self.qkv(x))
         maps = [
             ((q_i.transpose(1, 2) @ k_i) * self.temperature[i]).softmax(dim=-1)
             for i, (q_i, k_i) in enumerate(zip(q.split(self.head_channels, -1), k.split(self.head_channels, -1)))

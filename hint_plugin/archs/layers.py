@@ -6,8 +6,20 @@ Every module works on feature maps of shape ``(B, C, H, W)``. Attribute names (`
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.utils.checkpoint import checkpoint
 
 LAYER_NORM_TYPES = ('WithBias', 'BiasFree')
+
+
+def recompute_in_backward(function, *inputs):
+    """``function(*inputs)``, keeping only its inputs for the backward pass while gradients are recorded.
+
+    For cheap, memory-hungry stretches (depthwise convolutions, gates, gathers): their intermediate tensors are
+    recomputed during backward instead of being held, which lowers training memory for a few percent of time.
+    """
+    if not torch.is_grad_enabled():
+        return function(*inputs)
+    return checkpoint(function, *inputs, use_reentrant=False, preserve_rng_state=False)
 
 
 class _ChannelNormWithBias(nn.Module):
@@ -73,9 +85,12 @@ class GatedDconvFeedForward(nn.Module):
         self.dwconv = nn.Conv2d(hidden * 2, hidden * 2, kernel_size=3, padding=1, groups=hidden * 2, bias=bias)
         self.project_out = nn.Conv2d(hidden, channels, kernel_size=1, bias=bias)
 
+    def _gate(self, x):
+        x1, x2 = self.dwconv(x).chunk(2, dim=1)
+        return F.gelu(x1) * x2
+
     def forward(self, x):
-        x1, x2 = self.dwconv(self.project_in(x)).chunk(2, dim=1)
-        return self.project_out(F.gelu(x1) * x2)
+        return self.project_out(recompute_in_backward(self._gate, self.project_in(x)))
 
 
 class PatchEmbed(nn.Module):

@@ -16,6 +16,8 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
+from hint_plugin.archs.layers import recompute_in_backward
+
 DEFAULT_HEAD_RATIOS = (1, 2, 2, 3)
 DEFAULT_CACHE_MOMENTUM = 0.9
 
@@ -88,9 +90,11 @@ class IntraCacheModulation(nn.Module):
         self.up = nn.Conv1d(channels // 2, channels, kernel_size=1)
         self.gatingConv = nn.Conv1d(channels, channels, kernel_size=1)
 
+    def _gate(self, s):
+        return F.gelu(channel_mix(self.gatingConv, s, -1)) * s
+
     def forward(self, out, qk_cache):
-        s = out + qk_cache
-        gated = F.gelu(channel_mix(self.gatingConv, s, -1)) * s
+        gated = recompute_in_backward(self._gate, out + qk_cache)
         return channel_mix(self.up, channel_mix(self.down, gated, -1), -1)
 
 
