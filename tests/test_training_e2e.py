@@ -1,4 +1,5 @@
 """End to end through BasicSR's launcher: train on CPU, kill, auto-resume, evaluate; and 2-process gloo DDP."""
+import os
 import re
 import signal
 import subprocess
@@ -83,8 +84,8 @@ def write_yaml(path, options):
     return str(path)
 
 
-def run(cmd, cwd, timeout=600):
-    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+def run(cmd, cwd, timeout=600, env=None):
+    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
     assert result.returncode == 0, f'{cmd} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}'
     return result.stdout + result.stderr
 
@@ -142,8 +143,8 @@ def test_two_process_gloo_training_with_torchrun(tmp_path, tiny_data):
     # 6 images, 2 ranks, 1 per rank: 3 full batches per epoch (BasicSR's epoch count assumes no partial batch)
     options['datasets']['train'].update(batch_size_per_gpu=1, mini_batch_sizes=[1, 1])
     opt_path = write_yaml(tmp_path / 'ddp.yml', options)
-    out = run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2', '--master_port=29731',
-               str(REPO / 'tools' / 'train.py'), '-opt', opt_path, '--launcher', 'pytorch'], tmp_path)
+    environment = dict(os.environ, PYTHON=sys.executable, MASTER_PORT='29731', OMP_NUM_THREADS='1')
+    out = run(['bash', str(REPO / 'tools' / 'dist_train.sh'), '2', opt_path], tmp_path, env=environment)
     assert 'World size (gpu number): 2' in out
     losses = [float(v) for v in re.findall(r'l_pix: ([-\d.e+]+)', out)]
     assert len(losses) == 4 and all(np.isfinite(losses))

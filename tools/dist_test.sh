@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Multi-process evaluation with torchrun (NCCL on GPUs, gloo on CPU-only machines).
 #   tools/dist_test.sh NUM_PROCESSES options/test/X.yml [BasicSR flags]
+# PYTHON picks the interpreter (default: python; torchrun is this module).
 # Multi-node: run the same command on every node with NNODES, NODE_RANK, MASTER_ADDR and MASTER_PORT set.
 set -euo pipefail
 NPROC=$1
 OPT=$2
 shift 2
-exec torchrun --nnodes="${NNODES:-1}" --node_rank="${NODE_RANK:-0}" --nproc_per_node="$NPROC" \
+exec "${PYTHON:-python}" -m torch.distributed.run --nnodes="${NNODES:-1}" --node_rank="${NODE_RANK:-0}" --nproc_per_node="$NPROC" \
     --master_addr="${MASTER_ADDR:-127.0.0.1}" --master_port="${MASTER_PORT:-4321}" \
     "$(dirname "$0")/test.py" -opt "$OPT" --launcher pytorch "$@"

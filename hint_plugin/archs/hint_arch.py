@@ -76,6 +76,8 @@ class HINT(nn.Module):
         head_ratios (sequence of int): relative head sizes, 1:2:2:3.
         cache_momentum (float): inter-layer cache momentum, 0.9.
         use_checkpoint (bool): activation checkpointing of every block while training (less memory, more time).
+        channels_last (bool): run the features in channels-last memory (faster convolutions and a copy-free
+            LayerNorm and attention on CPU); the output is the same function either way.
 
     Note:
         In the first attention block (``latent.0``) no inter-layer cache exists yet, so its
@@ -87,7 +89,7 @@ class HINT(nn.Module):
     def __init__(self, inp_channels=3, out_channels=3, dim=48, num_blocks=(4, 6, 6, 8), num_refinement_blocks=4,
                  heads=(1, 2, 4, 8), ffn_expansion_factor=2.66, bias=False, LayerNorm_type='WithBias',
                  dual_pixel_task=False, variant='official', head_ratios=DEFAULT_HEAD_RATIOS,
-                 cache_momentum=DEFAULT_CACHE_MOMENTUM, use_checkpoint=False):
+                 cache_momentum=DEFAULT_CACHE_MOMENTUM, use_checkpoint=False, channels_last=True):
         super().__init__()
         check_int('inp_channels', inp_channels, 1)
         check_int('out_channels', out_channels, 1)
@@ -103,7 +105,7 @@ class HINT(nn.Module):
                 or int(dim * ffn_expansion_factor) < 1:
             raise ValueError(f'ffn_expansion_factor must be a positive number, got {ffn_expansion_factor!r}')
         for name, value in (('bias', bias), ('dual_pixel_task', dual_pixel_task),
-                            ('use_checkpoint', use_checkpoint)):
+                            ('use_checkpoint', use_checkpoint), ('channels_last', channels_last)):
             check_bool(name, value)
         if LayerNorm_type not in LAYER_NORM_TYPES:
             raise ValueError(f'LayerNorm_type must be one of {LAYER_NORM_TYPES}, got {LayerNorm_type!r}')
@@ -117,6 +119,7 @@ class HINT(nn.Module):
         self.inp_channels = inp_channels
         self.dual_pixel_task = dual_pixel_task
         self.use_checkpoint = use_checkpoint
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
         def level(width, count, attention):
             return nn.ModuleList(
@@ -158,8 +161,7 @@ class HINT(nn.Module):
         if x.dim() != 4 or x.shape[1] != self.inp_channels:
             raise ValueError(f'HINT expects a (B, {self.inp_channels}, H, W) tensor, got shape {tuple(x.shape)}')
         height, width = x.shape[-2:]
-        # channels-last throughout: faster convolutions, copy-free LayerNorm and attention tokens
-        image = pad_to_multiple(x, PAD_MULTIPLE).contiguous(memory_format=torch.channels_last)
+        image = pad_to_multiple(x, PAD_MULTIPLE).contiguous(memory_format=self.memory_format)
 
         embedded = self.patch_embed(image)
         enc1, _ = self._run(self.encoder_level1, embedded, None)

@@ -1,0 +1,114 @@
+"""Timing and memory of training steps and inference, each measured in a fresh process.
+
+A training step is forward + L1 loss + backward + AdamW step on random data; inference is one forward pass
+under ``torch.inference_mode``. Each measurement runs ``warmup`` untimed repetitions, then reports the median
+of ``repeat`` timed ones, and the process's peak resident memory (CPU) or the peak CUDA allocation (GPU).
+"""
+import multiprocessing
+import platform
+import resource
+import statistics
+import time
+from contextlib import nullcontext
+
+import torch
+
+DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp64': torch.float64}
+
+
+def _build(spec):
+    import hint_plugin  # noqa: F401  (spawned processes start bare)
+    from hint_plugin.utils.options import network_from_options
+    overrides = {key: spec[key] for key in ('variant', 'use_checkpoint', 'channels_last') if spec.get(key) is not None}
+    return network_from_options(spec.get('opt'), **overrides)
+
+
+def _synchronize(device):
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def _measure(spec):
+    """Run one measurement described by ``spec`` (a dict, see :func:`benchmark`) in this process."""
+    torch.manual_seed(0)
+    if spec.get('threads'):
+        torch.set_num_threads(spec['threads'])
+    device = torch.device(spec['device'])
+    dtype = DTYPES[spec['dtype']]
+    net = _build(spec).to(device)
+    if dtype == torch.float64:
+        net = net.double()
+    # bf16 runs under autocast (weights stay fp32, as in mixed-precision training)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if dtype == torch.bfloat16 else nullcontext()
+    model = torch.compile(net) if spec.get('compile') else net
+    height, width = spec['size']
+    channels = net.patch_embed.proj.in_channels
+    data_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+    lq = torch.rand(spec['batch'], channels, height, width, device=device, dtype=data_dtype)
+
+    if spec['mode'] == 'train':
+        net.train()
+        gt = torch.rand_like(lq[:, :3])
+        optimizer = torch.optim.AdamW(net.parameters(), lr=1e-4)
+
+        def step():
+            optimizer.zero_grad(set_to_none=True)
+            with autocast:
+                loss = torch.nn.functional.l1_loss(model(lq).float(), gt.float())
+            loss.backward()
+            optimizer.step()
+    else:
+        net.eval()
+
+        def step():
+            with torch.inference_mode(), autocast:
+                model(lq)
+
+    if device.type == 'cuda':
+        torch.cuda.reset_peak_memory_stats(device)
+    times = []
+    for i in range(spec['warmup'] + spec['repeat']):
+        _synchronize(device)
+        start = time.perf_counter()
+        step()
+        _synchronize(device)
+        if i >= spec['warmup']:
+            times.append(time.perf_counter() - start)
+    result = dict(spec, median_s=statistics.median(times), times_s=times)
+    if device.type == 'cuda':
+        result['peak_cuda_gb'] = torch.cuda.max_memory_allocated(device) / 1e9
+        result['device_name'] = torch.cuda.get_device_name(device)
+    else:
+        result['peak_rss_gb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+        result['device_name'] = platform.processor() or platform.machine()
+    result['torch'] = torch.__version__
+    result['threads'] = torch.get_num_threads()
+    return result
+
+
+def benchmark(specs):
+    """Measure each spec in its own spawned process (so peak memory is per measurement); returns results.
+
+    A spec: ``mode`` ('train' | 'infer'), ``size`` (H, W), ``batch``, ``device``, ``dtype`` ('fp32' | 'bf16' |
+    'fp64'), ``warmup``, ``repeat``, and optionally ``opt`` (YAML with network_g), ``variant``,
+    ``use_checkpoint``, ``channels_last``, ``compile``, ``threads``.
+    """
+    context = multiprocessing.get_context('spawn')
+    results = []
+    for spec in specs:
+        with context.Pool(1) as pool:
+            results.append(pool.apply(_measure, (spec, )))
+    return results
+
+
+def table(results):
+    """A Markdown table of :func:`benchmark` results."""
+    lines = ['| mode | size | batch | device | dtype | variant | ckpt | ch-last | compile | median s | peak GB |',
+             '|---|---|---|---|---|---|---|---|---|---|---|']
+    for r in results:
+        peak = r.get('peak_cuda_gb', r.get('peak_rss_gb'))
+        lines.append(f"| {r['mode']} | {r['size'][0]}x{r['size'][1]} | {r['batch']} | {r['device']} | {r['dtype']} | "
+                     f"{r.get('variant') or 'yaml'} | {bool(r.get('use_checkpoint'))} | "
+                     f"{r.get('channels_last', True) is not False} | {bool(r.get('compile'))} | "
+                     f"{r['median_s']:.3f} | {peak:.2f} |")
+    return '\n'.join(lines)

@@ -1,0 +1,24 @@
+"""tools/benchmark.py on a tiny network: both modes, a table and JSON with the measured fields."""
+import json
+import subprocess
+import sys
+
+from conftest import REPO
+
+
+def test_benchmark_cli_measures_train_and_infer(tmp_path):
+    config = tmp_path / 'net.yml'
+    config.write_text('network_g: {type: HINT, dim: 8, num_blocks: [1, 1, 1, 1], num_refinement_blocks: 1}\n')
+    out_json = tmp_path / 'bench.json'
+    result = subprocess.run(
+        [sys.executable, str(REPO / 'tools' / 'benchmark.py'), '--opt', str(config), '--train-size', '24', '32',
+         '--infer-size', '40', '40', '--batch', '2', '--repeat', '2', '--threads', '1', '--variant', 'refined',
+         '--use-checkpoint', '--json', str(out_json)], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert '| train | 24x32 | 2 | cpu | fp32 | refined | True |' in result.stdout
+    assert '| infer | 40x40 | 2 | cpu | fp32 | refined |' in result.stdout
+    records = json.loads(out_json.read_text())
+    assert [r['mode'] for r in records] == ['train', 'infer']
+    for record in records:
+        assert len(record['times_s']) == 2 and record['median_s'] > 0
+        assert 0.1 < record['peak_rss_gb'] < 20 and record['threads'] == 1

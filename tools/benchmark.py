@@ -1,0 +1,50 @@
+"""Time HINT's training steps and inference, with peak memory; prints a Markdown table, writes JSON.
+
+    python tools/benchmark.py                                   # default HINT: train 128x128, infer 256x256
+    python tools/benchmark.py --mode train --train-size 384 384 --use-checkpoint
+    python tools/benchmark.py --device cuda --dtype bf16 --compile --json gpu.json
+"""
+import argparse
+import json
+import sys
+from os import path as osp
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
+
+from hint_plugin.benchmark import DTYPES, benchmark, table  # noqa: E402
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--opt', help='a YAML whose network_g describes the network (default: HINT defaults)')
+    parser.add_argument('--variant', choices=['official', 'refined'])
+    parser.add_argument('--mode', nargs='+', choices=['train', 'infer'], default=['train', 'infer'])
+    parser.add_argument('--train-size', type=int, nargs=2, default=[128, 128], metavar=('H', 'W'))
+    parser.add_argument('--infer-size', type=int, nargs=2, default=[256, 256], metavar=('H', 'W'))
+    parser.add_argument('--batch', type=int, default=1)
+    parser.add_argument('--device', default='cpu', help='cpu, cuda or cuda:N')
+    parser.add_argument('--dtype', choices=sorted(DTYPES), default='fp32')
+    parser.add_argument('--use-checkpoint', action='store_true', help='activation checkpointing (training)')
+    parser.add_argument('--no-channels-last', action='store_true', help='keep features in NCHW memory')
+    parser.add_argument('--compile', action='store_true', help='torch.compile the network')
+    parser.add_argument('--threads', type=int, help='torch CPU threads (default: PyTorch\'s)')
+    parser.add_argument('--warmup', type=int, default=1)
+    parser.add_argument('--repeat', type=int, default=5)
+    parser.add_argument('--json', help='write the results to this file')
+    args = parser.parse_args(argv)
+    specs = [
+        dict(mode=mode, size=args.train_size if mode == 'train' else args.infer_size, batch=args.batch,
+             device=args.device, dtype=args.dtype, warmup=args.warmup, repeat=args.repeat, opt=args.opt,
+             variant=args.variant, use_checkpoint=args.use_checkpoint or None,
+             channels_last=False if args.no_channels_last else None, compile=args.compile, threads=args.threads)
+        for mode in args.mode
+    ]
+    results = benchmark(specs)
+    print(table(results))
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == '__main__':
+    main()
