@@ -1,9 +1,12 @@
-"""The outside fixes BasicSR 1.4.2 needs on today's PyTorch stack, each a small named function.
+"""The outside fixes BasicSR 1.4.2 needs on today's PyTorch stack, and for an exact resume, each a small named
+function.
 
 Nothing in site-packages is edited: the fixes alias modules or wrap functions at import time of
 ``hint_plugin``.
 """
 import importlib
+import itertools
+import re
 import sys
 
 
@@ -77,7 +80,9 @@ def load_resume_state(opt):
     if opt['auto_resume']:
         state_dir = osp.join('experiments', opt['name'], 'training_states')
         if osp.isdir(state_dir):
-            iters = [int(name.split('.state')[0]) for name in scandir(state_dir, suffix='state', recursive=False)]
+            # <iter>.state only: a <iter>.state.tmp left by a kill during a save is never taken
+            iters = [int(name.split('.')[0]) for name in scandir(state_dir, suffix='state', recursive=False)
+                     if re.fullmatch(r'\d+\.state', name)]
             if iters:
                 resume_state_path = osp.join(state_dir, f'{max(iters)}.state')
                 opt['path']['resume_state'] = resume_state_path
@@ -94,8 +99,89 @@ def use_portable_resume():
     basicsr.train.load_resume_state = load_resume_state
 
 
+class ResumableOrder:
+    """Mixin for BasicSR's ``EnlargedSampler``: the pass over one given epoch can start past its first indices.
+
+    BasicSR restarts the interrupted epoch from its first batch on resume, so the batches the saved run had
+    already trained on would come again; :meth:`resume_at` makes that epoch continue where it stopped. The
+    sampler's shuffle is seeded by the epoch number alone, so the order itself is the saved run's.
+    """
+
+    resume_epoch = None
+    resume_offset = 0
+
+    def resume_at(self, epoch, offset):
+        """Leave out the first ``offset`` indices of every pass over epoch ``epoch`` (BasicSR makes one; a
+        DataLoader with workers may start a throw-away pass before ``set_epoch``, which this also covers)."""
+        self.resume_epoch, self.resume_offset = epoch, offset
+
+    def __iter__(self):
+        indices = super().__iter__()
+        if self.epoch == self.resume_epoch:
+            indices = itertools.islice(indices, self.resume_offset, None)
+        return indices
+
+
+def create_train_val_dataloader(opt, logger):
+    """BasicSR's ``create_train_val_dataloader``, with the loaders' iterators kept off torch's global generator
+    and, on resume, the interrupted epoch continuing at its next batch."""
+    result = create_train_val_dataloader.__wrapped__(opt, logger)
+    train_loader, train_sampler, val_loaders = result[:3]
+    give_loaders_own_generators([train_loader, *val_loaders], opt['manual_seed'] + opt['rank'])
+    if opt['path'].get('resume_state') and train_loader is not None:
+        resume_interrupted_epoch(opt['path']['resume_state'], train_loader, train_sampler, logger)
+    return result
+
+
+def give_loaders_own_generators(loaders, seed):
+    """Each DataLoader iterator draws a base seed (for its workers' torch generators) from its loader's
+    ``generator``, by default torch's global one. BasicSR creates iterators at other moments in a resumed run
+    than in an uninterrupted one (validation creates some too), which would shift torch's global stream; with a
+    generator of their own the loaders leave that stream to the model and the network."""
+    import torch
+
+    for offset, loader in enumerate(loaders):
+        if loader is not None and loader.generator is None:
+            loader.generator = torch.Generator().manual_seed(seed + offset)
+
+
+def resume_interrupted_epoch(state_path, train_loader, train_sampler, logger):
+    """Make the sampler skip the batches of its epoch that the run saved in ``state_path`` had consumed.
+
+    Every epoch has ``len(train_loader)`` batches (BasicSR drops the last partial one), so that run had consumed
+    ``iter - epoch * len(train_loader)`` batches of the epoch it was saved in.
+    """
+    import torch
+
+    state = torch.load(state_path, map_location='cpu', weights_only=True, mmap=True)
+    epoch, consumed = state['epoch'], state['iter'] - state['epoch'] * len(train_loader)
+    if 0 <= consumed <= len(train_loader):
+        train_sampler.resume_at(epoch, consumed * train_loader.batch_size)
+        logger.info(f'Resuming epoch {epoch} after its first {consumed} of {len(train_loader)} batches.')
+    else:
+        logger.warning(f'Cannot place iter {state["iter"]} in epoch {epoch} of {len(train_loader)} batches '
+                       '(another dataset or batch size?): that epoch restarts from its first batch.')
+
+
+def use_resumable_data_order():
+    """Route BasicSR's training pipeline to a ``ResumableOrder`` sampler and :func:`create_train_val_dataloader`.
+
+    The sampler class is made here because ``basicsr`` may only be imported after :func:`alias_functional_tensor`.
+    """
+    import basicsr.train
+    from basicsr.data.data_sampler import EnlargedSampler
+
+    if not issubclass(basicsr.train.EnlargedSampler, ResumableOrder):
+        basicsr.train.EnlargedSampler = type('ResumableEnlargedSampler', (ResumableOrder, EnlargedSampler),
+                                             {'__module__': __name__, '__doc__': ResumableOrder.__doc__})
+    if basicsr.train.create_train_val_dataloader is not create_train_val_dataloader:
+        create_train_val_dataloader.__wrapped__ = basicsr.train.create_train_val_dataloader
+        basicsr.train.create_train_val_dataloader = create_train_val_dataloader
+
+
 def apply_all():
     """Every fix, in the order they are needed: the import alias must precede ``import basicsr``."""
     alias_functional_tensor()
     use_portable_init_dist()
     use_portable_resume()
+    use_resumable_data_order()

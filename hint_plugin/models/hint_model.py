@@ -4,7 +4,9 @@ SRModel already does validation with ``METRIC_REGISTRY`` metrics, best-metric tr
 (``ema_decay`` / ``params_ema``), checkpointing and loss reduction. This model adds: any ``torch.optim``
 optimizer, the cyclic cosine schedule, the FFT loss, mixup, progressive patch/batch sizes, gradient clipping,
 padded and tiled testing, ``weights_only`` loading, and DDP on CPU (gloo) with the unused parameters of the
-official variant.
+official variant. And robustness: ``network_g`` is checked before anything is built, a non-finite loss stops
+training (or skips the step with ``train.skip_nonfinite: true``), no non-finite weights are saved, saves are
+atomic, and a resumed run continues exactly where the saved one was (see :class:`HINTModel`).
 """
 import bisect
 import random
@@ -20,7 +22,9 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from torch.nn.parallel import DataParallel, DistributedDataParallel
 
 from hint_plugin.models.lr_scheduler import CosineAnnealingRestartCyclicLR
-from hint_plugin.utils.checkpoint import atomic_save, load_weights
+from hint_plugin.utils.checkpoint import (atomic_save, first_nonfinite, global_rng_states, load_weights,
+                                          random_state, restore_global_rng_states, set_random_state)
+from hint_plugin.utils.options import check_network_options
 from hint_plugin.utils.tiling import restore
 
 DEFAULT_GRAD_CLIP_MAX_NORM = 0.01
@@ -38,22 +42,34 @@ def progressive_stage(current_iter, stage_iters):
     return min(bisect.bisect_left(boundaries, current_iter), len(stage_iters) - 1)
 
 
-def mixup(lq, gt, beta):
-    """Mix each (lq, gt) pair with a random other pair of the batch, ``lambda ~ Beta(beta, beta)``."""
-    lam = torch.distributions.Beta(beta, beta).sample().item()
-    index = torch.randperm(lq.shape[0], device=lq.device)
+class NonFiniteError(FloatingPointError):
+    """A NaN or an infinity where training needs finite numbers (a loss, or weights about to be saved)."""
+
+
+def mixup(lq, gt, beta, rng=random):
+    """Mix each (lq, gt) pair with a random other pair of the batch, ``lambda ~ Beta(beta, beta)``.
+
+    ``rng`` is a ``random.Random`` (default: the ``random`` module) that draws lambda and the pairing.
+    """
+    lam = rng.betavariate(beta, beta)
+    order = list(range(lq.shape[0]))
+    rng.shuffle(order)
+    index = torch.tensor(order, device=lq.device)
     return lam * lq + (1 - lam) * lq[index], lam * gt + (1 - lam) * gt[index]
 
 
-def random_batch_and_crop(lq, gt, batch_size, patch_size):
-    """A random subset of ``batch_size`` pairs and one random ``patch_size`` crop shared by lq and gt."""
+def random_batch_and_crop(lq, gt, batch_size, patch_size, rng=random):
+    """A random subset of ``batch_size`` pairs and one random ``patch_size`` crop shared by lq and gt.
+
+    ``rng`` is a ``random.Random`` (default: the ``random`` module).
+    """
     if batch_size < lq.shape[0]:
-        keep = torch.tensor(sorted(random.sample(range(lq.shape[0]), batch_size)), device=lq.device)
+        keep = torch.tensor(sorted(rng.sample(range(lq.shape[0]), batch_size)), device=lq.device)
         lq, gt = lq[keep], gt[keep]
     height, width = gt.shape[-2:]
     if patch_size < height or patch_size < width:
-        top = random.randint(0, max(height - patch_size, 0))
-        left = random.randint(0, max(width - patch_size, 0))
+        top = rng.randint(0, max(height - patch_size, 0))
+        left = rng.randint(0, max(width - patch_size, 0))
         lq = lq[..., top:top + patch_size, left:left + patch_size]
         gt = gt[..., top:top + patch_size, left:left + patch_size]
     return lq, gt
@@ -61,11 +77,35 @@ def random_batch_and_crop(lq, gt, batch_size, patch_size):
 
 @MODEL_REGISTRY.register()
 class HINTModel(SRModel):
-    """Image restoration model for HINT (and any network of ``ARCH_REGISTRY``); ``model_type: HINTModel``."""
+    """Image restoration model for HINT (and any network of ``ARCH_REGISTRY``); ``model_type: HINTModel``.
+
+    Exact resume. A run killed after saving iteration ``k`` and resumed with ``--auto_resume`` reaches the
+    same weights as an uninterrupted run (on CPU, fixed ``manual_seed``, ``num_worker_per_gpu: 0``) because
+    every random number is drawn as it would have been and every batch comes in the same order:
+
+    * the model's own randomness (mixup, the identity choice, progressive batch subsets and crops) comes from
+      ``self.rng``, a ``random.Random`` seeded from ``manual_seed`` and the rank, never from a global generator;
+    * the training state holds each rank's ``self.rng`` state and global Python / NumPy / torch (and CUDA)
+      states, restored by :meth:`resume_training`. Nothing draws from them between that and the first batch
+      (nor between a save and the next batch of an uninterrupted run, validation included): the DataLoaders
+      draw their iterators' base seeds from generators of their own
+      (:func:`hint_plugin.compat.give_loaders_own_generators`), so that BasicSR creating iterators at other
+      moments in a resumed run leaves torch's global stream alone. So the datasets' augmentations (crops, flips,
+      rotations, noise) and whatever the network draws (dropout) repeat exactly;
+    * the interrupted epoch resumes at its next batch rather than at its first one: the sampler skips the
+      batches the saved run consumed (:func:`hint_plugin.compat.create_train_val_dataloader`).
+
+    With data workers (``num_worker_per_gpu > 0``) the batch order and the model's randomness are still exact,
+    but the dataset's augmentations for the rest of the interrupted epoch are not: workers draw from their own
+    generators, which BasicSR seeds the same way whenever an epoch's workers start, so the resumed epoch's
+    workers restart their streams and get other batches each. From the next epoch on they match again, for
+    datasets drawing from Python / NumPy (as BasicSR's do) and without ``persistent_workers``.
+    """
 
     def __init__(self, opt):
         # The official HINT has parameters that never get a gradient (see HINT's docstring): DDP must know.
         opt.setdefault('find_unused_parameters', True)
+        check_network_options(opt['network_g'], 'network_g')  # unknown keys, wrong types, impossible values
         super().__init__(opt)
 
     # ----------------------------------------------------------------------------------------- set-up
@@ -89,7 +129,17 @@ class HINTModel(SRModel):
         self.mixup_use_identity = mixing.get('use_identity', False)
         self.grad_clip_max_norm = (train_opt.get('grad_clip_max_norm', DEFAULT_GRAD_CLIP_MAX_NORM)
                                    if train_opt.get('use_grad_clip') else None)
+        self.skip_nonfinite = train_opt.get('skip_nonfinite', False)
+        if not isinstance(self.skip_nonfinite, bool):
+            raise ValueError(f'train.skip_nonfinite must be true or false, got {self.skip_nonfinite!r}')
+        self.skipped_steps = 0
+        self.rng = random.Random(self._model_seed())
         self._init_progressive(self.opt['datasets'].get('train', {}))
+
+    def _model_seed(self):
+        """Seed of ``self.rng``: from ``manual_seed`` and the rank, apart from the global generators' seeds."""
+        seed = self.opt.get('manual_seed')
+        return None if seed is None else f'HINTModel:{seed}:{self.opt.get("rank", 0)}'
 
     def _init_progressive(self, dataset_opt):
         """Read ``mini_batch_sizes``, ``iters`` and ``gt_sizes`` (all or none) from the train dataset options."""
@@ -135,7 +185,10 @@ class HINTModel(SRModel):
 
     @master_only
     def save_network(self, net, net_label, current_iter, param_key='params'):
-        """BasicSR's checkpoint layout (``{param_key: state_dict}``), written atomically."""
+        """BasicSR's checkpoint layout (``{param_key: state_dict}``), written atomically.
+
+        Raises :class:`NonFiniteError` naming the first NaN / infinite tensor instead of saving it.
+        """
         nets = net if isinstance(net, list) else [net]
         keys = param_key if isinstance(param_key, list) else [param_key]
         checkpoint = {
@@ -143,20 +196,63 @@ class HINTModel(SRModel):
             for n, key in zip(nets, keys)
         }
         label = 'latest' if current_iter == -1 else current_iter
-        atomic_save(checkpoint, osp.join(self.opt['path']['models'], f'{net_label}_{label}.pth'))
+        path = osp.join(self.opt['path']['models'], f'{net_label}_{label}.pth')
+        for key, state_dict in checkpoint.items():
+            name = first_nonfinite(state_dict)
+            if name is not None:
+                raise NonFiniteError(f'refusing to save {path}: {key}.{name} holds NaN or infinite values '
+                                     f'(iter {current_iter}); the previous checkpoints are kept')
+        atomic_save(checkpoint, path)
 
-    @master_only
     def save_training_state(self, epoch, current_iter):
-        """BasicSR's resumable state (epoch, iter, optimizers, schedulers), written atomically."""
+        """BasicSR's resumable state (epoch, iter, optimizers, schedulers) plus the random states of every rank
+        and the skipped-step count, written atomically by rank 0.
+
+        Every rank must call it (BasicSR's training loop does): the ranks' random states are gathered.
+        """
         if current_iter == -1:
+            return
+        random_states = self._gather_from_ranks(self._random_states())
+        if self.opt.get('rank', 0) != 0:
             return
         state = {
             'epoch': epoch,
             'iter': current_iter,
             'optimizers': [optimizer.state_dict() for optimizer in self.optimizers],
             'schedulers': [scheduler.state_dict() for scheduler in self.schedulers],
+            'random_states': random_states,
+            'skipped_steps': self.skipped_steps,
         }
         atomic_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
+
+    def resume_training(self, resume_state):
+        """BasicSR's optimizers and schedulers, then the skipped-step count and this rank's random states."""
+        super().resume_training(resume_state)
+        self.skipped_steps = resume_state.get('skipped_steps', 0)
+        per_rank = resume_state.get('random_states')
+        if per_rank is None or len(per_rank) != self.opt.get('world_size', 1):
+            get_root_logger().warning(
+                f'The training state holds no random states for {self.opt.get("world_size", 1)} process(es): '
+                'the resumed run draws other random numbers than an uninterrupted run would.')
+            return
+        self._restore_random_states(per_rank[self.opt.get('rank', 0)])
+
+    def _random_states(self):
+        """This process's random states: the global generators' and ``self.rng``'s."""
+        return {'global': global_rng_states(), 'model': random_state(self.rng)}
+
+    def _restore_random_states(self, states):
+        """Inverse of :meth:`_random_states`."""
+        restore_global_rng_states(states['global'])
+        set_random_state(self.rng, states['model'])
+
+    def _gather_from_ranks(self, obj):
+        """``[obj of rank 0, obj of rank 1, ...]`` (a collective call under DDP)."""
+        if not self.opt['dist']:
+            return [obj]
+        gathered = [None] * self.opt['world_size']
+        torch.distributed.all_gather_object(gathered, obj)
+        return gathered
 
     # -------------------------------------------------------------------------------------- training
     def _progressive_batch(self, current_iter):
@@ -168,7 +264,14 @@ class HINTModel(SRModel):
             get_root_logger().info(f'Progressive training stage {stage + 1}/{len(self.progressive["iters"])} '
                                    f'from iter {current_iter}: patch {patch_size}, batch {batch_size}')
             self._logged_stage = stage
-        self.lq, self.gt = random_batch_and_crop(self.lq, self.gt, batch_size, patch_size)
+        self.lq, self.gt = random_batch_and_crop(self.lq, self.gt, batch_size, patch_size, self.rng)
+
+    def _augment_batch(self, current_iter):
+        """The progressive batch and crop, then mixup (unless the identity is drawn), from ``self.rng``."""
+        if self.progressive:
+            self._progressive_batch(current_iter)
+        if self.mixup_beta is not None and not (self.mixup_use_identity and self.rng.randint(0, 1) == 1):
+            self.lq, self.gt = mixup(self.lq, self.gt, self.mixup_beta, self.rng)
 
     def _losses(self):
         """The weighted loss terms of ``self.output`` against ``self.gt``."""
@@ -185,24 +288,52 @@ class HINTModel(SRModel):
                 losses['l_style'] = l_style
         return losses
 
-    def optimize_parameters(self, current_iter):
-        if self.progressive:
-            self._progressive_batch(current_iter)
-        if self.mixup_beta is not None and not (self.mixup_use_identity and random.randint(0, 1) == 1):
-            self.lq, self.gt = mixup(self.lq, self.gt, self.mixup_beta)
+    def _nonfinite_anywhere(self, l_total):
+        """Whether the total loss is NaN or infinite here or, under DDP, on any rank (all take one decision)."""
+        flag = (~torch.isfinite(l_total.detach())).to(torch.float32)
+        if self.opt['dist']:
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        return bool(flag.item())
 
+    def _skip_or_stop(self, current_iter, losses, l_total):
+        """A non-finite loss: raise :class:`NonFiniteError` naming the iteration and the loss terms, or, with
+        ``train.skip_nonfinite: true``, drop the step (no backward, no update) and count it."""
+        terms = ', '.join(f'{name}: {value.detach().mean().item():.4e}' for name, value in losses.items())
+        where = '' if not torch.isfinite(l_total.detach()) else ' on another rank'
+        message = f'iter {current_iter}: non-finite loss{where} ({terms}; total: {l_total.detach().item():.4e})'
+        logger = get_root_logger()
+        if not self.skip_nonfinite:
+            message += '; training stopped (train.skip_nonfinite: true skips such steps instead)'
+            logger.error(message)
+            raise NonFiniteError(message)
         self.optimizer_g.zero_grad()
-        self.output = self.net_g(self.lq)
-        losses = self._losses()
-        l_total = sum(losses.values())
+        self.skipped_steps += 1
+        logger.warning(f'{message}; step skipped ({self.skipped_steps} skipped so far)')
+
+    def _step(self, l_total):
+        """Backward, gradient clipping, optimizer step and EMA update."""
         l_total.backward()
         if self.grad_clip_max_norm is not None:
             torch.nn.utils.clip_grad_norm_(self.net_g.parameters(), self.grad_clip_max_norm)
         self.optimizer_g.step()
-
-        self.log_dict = self.reduce_loss_dict(losses)
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
+
+    def optimize_parameters(self, current_iter):
+        """One training step; a non-finite total loss is checked before backward (see :meth:`_skip_or_stop`)."""
+        self._augment_batch(current_iter)
+        self.optimizer_g.zero_grad()
+        self.output = self.net_g(self.lq)
+        losses = self._losses()
+        l_total = sum(losses.values())
+        if self._nonfinite_anywhere(l_total):
+            self._skip_or_stop(current_iter, losses, l_total)
+        else:
+            self._step(l_total)
+
+        self.log_dict = self.reduce_loss_dict(losses)
+        if self.skip_nonfinite:
+            self.log_dict['skipped_steps'] = self.skipped_steps
 
     # --------------------------------------------------------------------------------------- testing
     def test(self):

@@ -1,7 +1,11 @@
-"""The one checkpoint loader: ``weights_only=True``, BasicSR's layouts, and readable errors."""
+"""The one checkpoint loader (``weights_only=True``, BasicSR's layouts, readable errors), atomic saving, and
+random states in a form that ``weights_only`` loading accepts."""
+import contextlib
 import os
+import random
 from collections.abc import Mapping
 
+import numpy as np
 import torch
 
 PARAM_KEYS = ('params_ema', 'params')
@@ -66,7 +70,67 @@ def load_weights(net, path, param_key='params', strict=True):
 
 
 def atomic_save(obj, path):
-    """``torch.save`` to a temporary file, then rename: a kill during the save leaves the old file intact."""
+    """``torch.save`` to ``<path>.tmp``, flushed to disk, then renamed over ``path``.
+
+    A kill during the save leaves the previous ``path`` intact (and at most a ``.tmp`` file, a name BasicSR's
+    ``*.state`` / ``*.pth`` look-ups never match); an exception during the save also removes the ``.tmp`` file.
+    """
     temporary = f'{path}.tmp'
-    torch.save(obj, temporary)
-    os.replace(temporary, path)
+    try:
+        with open(temporary, 'wb') as file:
+            torch.save(obj, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(temporary)
+        raise
+
+
+def first_nonfinite(state_dict):
+    """Name of the first floating-point tensor of ``state_dict`` holding a NaN or an infinity, else ``None``."""
+    for name, value in state_dict.items():
+        if torch.is_floating_point(value) and not torch.isfinite(value).all():
+            return name
+    return None
+
+
+# ------------------------------------------------------------------------------------------- random states
+# Stored as tensors, numbers and strings only, so that training states load with ``weights_only=True``.
+
+def random_state(generator):
+    """The state of a ``random.Random`` (or of the ``random`` module itself)."""
+    version, internal, gauss = generator.getstate()
+    return {'version': version, 'internal': torch.tensor(internal, dtype=torch.int64), 'gauss': gauss}
+
+
+def set_random_state(generator, state):
+    """Restore a state of :func:`random_state` into a ``random.Random`` (or the ``random`` module)."""
+    generator.setstate((state['version'], tuple(state['internal'].tolist()), state['gauss']))
+
+
+def global_rng_states():
+    """The global random states: Python's ``random``, NumPy's ``np.random``, torch's CPU generator and, once
+    CUDA is in use, the current CUDA device's generator."""
+    name, keys, position, has_gauss, cached_gaussian = np.random.get_state()
+    states = {
+        'python': random_state(random),
+        'numpy': {'name': name, 'keys': torch.from_numpy(keys.astype(np.int64)), 'position': position,
+                  'has_gauss': has_gauss, 'cached_gaussian': cached_gaussian},
+        'torch': torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states['cuda'] = torch.cuda.get_rng_state()
+    return states
+
+
+def restore_global_rng_states(states):
+    """Restore the states of :func:`global_rng_states` (CUDA's only where CUDA is available)."""
+    set_random_state(random, states['python'])
+    numpy_state = states['numpy']
+    np.random.set_state((numpy_state['name'], numpy_state['keys'].numpy().astype(np.uint32),
+                         numpy_state['position'], numpy_state['has_gauss'], numpy_state['cached_gaussian']))
+    torch.set_rng_state(states['torch'])
+    if 'cuda' in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state(states['cuda'])

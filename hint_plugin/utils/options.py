@@ -1,9 +1,14 @@
-"""Reading BasicSR option files and the network they describe; errors name the file and the key."""
+"""Reading BasicSR option files and the network they describe, and checking ``network_g`` before a build;
+errors name the file (where there is one), the key and the value."""
+import inspect
+import re
 from collections.abc import Mapping
 
+import torch
 import yaml
 from basicsr.archs import build_network
 from basicsr.utils.options import ordered_yaml
+from basicsr.utils.registry import ARCH_REGISTRY
 
 
 class OptionsError(ValueError):
@@ -37,3 +42,50 @@ def network_from_options(path=None, **overrides):
     network = network_options(read_options(path), path) if path is not None else {'type': 'HINT'}
     network.update({key: value for key, value in overrides.items() if value is not None})
     return build_network(network)
+
+
+def check_network_options(network, key='network_g'):
+    """Fail before anything is built when the ``key`` section of the options cannot build its network.
+
+    Raises :class:`OptionsError` naming ``key.<option>``, the value and what was expected for: a missing or
+    unregistered ``type``; an option the network's constructor does not take (not checked when it takes
+    ``**kwargs``) or a required one left out; and whatever the constructor's own checks reject (wrong types,
+    impossible values such as ``dim: 18``). For those the network is built once on the ``meta`` device, which
+    allocates no memory and draws no random numbers; errors other than ``ValueError`` there (an operation
+    ``meta`` cannot run) are left to the real build.
+    """
+    options = dict(network)
+    type_name = options.pop('type', None)
+    if not type_name:
+        raise OptionsError(f'{key}.type is missing (e.g. {key}: {{type: HINT, ...}})')
+    try:
+        network_class = ARCH_REGISTRY.get(type_name)
+    except KeyError:
+        raise OptionsError(f'{key}.type = {type_name!r}: no such network (registered: '
+                           f'{", ".join(sorted(name for name, _ in ARCH_REGISTRY))})') from None
+    parameters = inspect.signature(network_class).parameters
+    named = [name for name, parameter in parameters.items()
+             if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)]
+    if not any(parameter.kind == parameter.VAR_KEYWORD for parameter in parameters.values()):
+        for option, value in options.items():
+            if option not in named:
+                raise OptionsError(f'{key}.{option} = {value!r}: {type_name} has no such option '
+                                   f'(expected one of: {", ".join(named)})')
+    missing = [name for name in named if parameters[name].default is parameters[name].empty and name not in options]
+    if missing:
+        raise OptionsError(f'{key}: {type_name} needs {", ".join(missing)} (no default)')
+    try:
+        with torch.device('meta'):
+            network_class(**options)
+    except ValueError as error:
+        raise OptionsError(_name_the_option(str(error), key, type_name, named)) from None
+    except Exception:  # noqa: BLE001  (not the options' fault: the real build reports it if it persists)
+        pass
+
+
+def _name_the_option(message, key, type_name, options):
+    """``dim must be ...`` -> ``network_g.dim must be ...``; other messages get ``network_g (HINT): ``."""
+    first_word = re.match(r'\w+', message)
+    if first_word and first_word.group() in options:
+        return f'{key}.{message}'
+    return f'{key} ({type_name}): {message}'
