@@ -26,6 +26,6 @@ setup(
     ],
     extras_require={
         'test': ['pytest>=7', 'pytest-timeout>=2.1', 'hypothesis>=6.80'],
-        'export': ['onnx>=1.15', 'onnxruntime>=1.17'],
+        'export': ['onnx>=1.15', 'onnxruntime>=1.17', 'onnxscript>=0.7'],
     },
 )
