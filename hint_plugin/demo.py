@@ -1,23 +1,25 @@
 """``make demo``: train HINT through BasicSR on scikit-image's photographs and compare it with non-local means.
 
-``python tools/demo.py`` runs the product end to end on a CPU in about ten minutes, in five steps, one
+``python tools/demo.py`` runs the product end to end on a CPU (about 7 minutes on 2 cores), in five steps, one
 function each:
 
-1. :func:`prepare_datasets` copies colour photographs that ship inside scikit-image into
-   ``datasets/demo/``: the training photos as an LMDB of clean images (``tools/create_lmdb.py``), the
-   held-out photos (different ones) as a folder.
+1. :func:`prepare_datasets` copies colour photographs that ship inside scikit-image into ``datasets/demo/``:
+   the training photos, cut in tiles, as an LMDB of clean images (``tools/create_lmdb.py``), the held-out
+   photos (other ones) as a folder.
 2. :func:`choose_nlm_strength` picks the strength ``h`` of OpenCV's non-local means (NLM) for sigma 25: the
    best of a sweep on the *training* photos.
 3. :func:`train` runs ``tools/train.py`` with ``options/demo/HINT_demo_denoise.yml`` (BasicSR's log streams
    to the console).
 4. :func:`evaluate` runs ``tools/test.py`` with ``options/demo/HINT_demo_denoise_test.yml`` and scores the
    noisy input, NLM and HINT on the same noisy images with BasicSR's ``calculate_psnr``/``calculate_ssim``.
-5. :func:`write_figure` and :func:`format_table` make ``results/demo/comparison.png`` (noisy | NLM | HINT |
-   clean crops) and ``results/demo/metrics.md``.
+5. The figure and the table (section "5." below: :func:`write_figure`, :func:`format_table`,
+   :func:`write_report`): ``results/demo/comparison.png`` (noisy | NLM | HINT | clean crops) and
+   ``results/demo/metrics.md``.
 
 Everything is written under the working folder (``--workdir``, default: the current one): ``datasets/demo/``,
-``experiments/``, ``results/``. ``--quick`` runs the same steps with a tiny network and a few iterations (for
-the tests); its option files are written to ``results/demo/quick_options/``.
+``experiments/``, ``results/``. A re-run keeps the LMDB when it holds the same tiles; BasicSR renames the
+previous ``experiments/<name>`` and ``results/<name>`` folders. ``--quick`` runs the same steps with a tiny
+network for a few iterations (for the tests); its option files are written to ``results/demo/quick_options/``.
 """
 import os
 import re
@@ -27,12 +29,13 @@ import sys
 import time
 from dataclasses import dataclass, field
 from os import path as osp
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 import cv2
 import numpy as np
 import skimage.data
 import yaml
+from basicsr.archs import build_network
 from basicsr.metrics import calculate_psnr, calculate_ssim
 from basicsr.utils import tensor2img
 
@@ -141,10 +144,10 @@ def run_tool(script, args, workdir):
     cmd = [sys.executable, osp.join(REPO, 'tools', script), *args]
     print('$ ' + shown_command(cmd, workdir), flush=True)
     env = dict(os.environ, PYTHONUNBUFFERED='1')
-    process = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, bufsize=1)
+    process = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     lines, in_network = [], False
-    for line in process.stdout:
+    for raw in process.stdout:  # bytes, split at '\n' only: progress bars redraw with '\r' inside a line
+        line = raw.decode(errors='replace')
         lines.append(line)
         if in_network:
             in_network = line.rstrip() != ')'
@@ -464,43 +467,53 @@ def format_table(photos):
     return '\n'.join(lines)
 
 
-def write_report(path, table, facts):
-    """``metrics.md``: the table and how its numbers were made (``facts``: strings filled in by :func:`run`)."""
-    text = f"""# HINT demo: blind Gaussian colour denoising at sigma {SIGMA}
+def report_notes(names, nlm, hint, timings):
+    """The lines under the table in ``metrics.md``: where each number comes from.
 
-Held-out photos (scikit-image): {facts['heldout']}. Training photos (other ones): {facts['train']}.
+    Args:
+        names (dict): ``train`` and ``heldout`` photo names (:func:`prepare_datasets`).
+        nlm (dict): ``h`` and ``sweep`` (:func:`choose_nlm_strength`).
+        hint (dict): ``train_options``, ``test_options``, ``weights`` (paths) and ``logged`` (tools/test.py's means).
+        timings (dict): seconds per step.
+    """
+    train_options = load_yaml(hint['train_options'])
+    sweep = ', '.join(f'{h}: {psnr:.2f}' for h, psnr in nlm['sweep'].items())
+    return [
+        f'- **Photos** (bundled with scikit-image): held out {", ".join(names["heldout"])}; training (other '
+        f'photos) {", ".join(names["train"])}.',
+        "- **Metrics**: BasicSR's `calculate_psnr` (dB) and `calculate_ssim` on RGB, `crop_border` 0, 8-bit images "
+        '(what tools/test.py logs).',
+        f'- **Noise**: `GaussianNoiseDataset` with the test set of `{rel(hint["test_options"])}` (sigma {SIGMA}, '
+        'noise seeded per image): the three methods get the same noisy image.',
+        '- **noisy**: the noisy input clipped to [0, 255] and rounded to 8 bits. Non-local means needs 8 bits and is '
+        'given exactly this image; HINT gets the unclipped floating-point noisy image, as tools/test.py feeds it.',
+        f'- **NLM**: `cv2.fastNlMeansDenoisingColored(noisy, None, h, hColor, {NLM_TEMPLATE_WINDOW}, '
+        f'{NLM_SEARCH_WINDOW})` with h = hColor = {nlm["h"]}, the best mean PSNR of a sweep on central '
+        f'{NLM_SWEEP_CROP}x{NLM_SWEEP_CROP} crops of the training photos (h: dB = {sweep}).',
+        f'- **HINT**: `{rel(hint["weights"])}`, trained by `tools/train.py -opt {rel(hint["train_options"])}` '
+        f'({describe_network(train_options["network_g"])}, {train_options["train"]["total_iter"]} iterations). '
+        'Per-image numbers from the images tools/test.py saved; the mean it logged: '
+        f'PSNR {hint["logged"]["psnr"]:.4f} dB, SSIM {hint["logged"]["ssim"]:.4f}.',
+        f'- **Figure**: `comparison.png`, central {CROP}x{CROP} crops zoomed {ZOOM} times.',
+        '- **Time** of this run: ' + ', '.join(f'{key} {value:.0f} s' for key, value in timings.items()) + '.',
+    ]
 
-{table}
 
-PSNR in dB, SSIM in [0, 1]: BasicSR's `calculate_psnr` / `calculate_ssim` on RGB, `crop_border` 0, 8-bit images
-(the metrics tools/test.py logs).
-
-- **Noise**: `GaussianNoiseDataset` of `{facts['test_options']}`, sigma {SIGMA}, seeded per image: the three
-  methods see the same noisy image.
-- **noisy**: the noisy input clipped to [0, 255] and rounded to 8 bits. Non-local means needs 8 bits and is
-  given exactly this image; HINT is given the unclipped floating-point noisy image (as tools/test.py does).
-- **NLM**: `cv2.fastNlMeansDenoisingColored(noisy, None, h, hColor, {NLM_TEMPLATE_WINDOW}, {NLM_SEARCH_WINDOW})` with h = hColor = {facts['nlm_h']},
-  the best of a sweep on central {NLM_SWEEP_CROP}x{NLM_SWEEP_CROP} crops of the training photos, never the held-out ones
-  (mean PSNR per h: {facts['nlm_sweep']}).
-- **HINT**: `{facts['weights']}`, trained by `{facts['train_command']}` ({facts['network']}; {facts['iterations']} iterations, {facts['train_time']});
-  the per-image numbers are computed from the images `tools/test.py` saved, whose mean it logged as
-  PSNR {facts['logged_psnr']:.4f} dB, SSIM {facts['logged_ssim']:.4f}.
-
-Figure: `comparison.png` (central {CROP}x{CROP} crops, zoomed {ZOOM}x).
-"""
+def write_report(path, table, notes):
+    """``metrics.md``: a title, the table, and ``notes`` (Markdown lines) on how the numbers were made."""
+    title = f'# HINT demo: blind Gaussian colour denoising, sigma {SIGMA}, held-out photos'
     os.makedirs(osp.dirname(path), exist_ok=True)
     with open(path, 'w') as f:
-        f.write(text)
+        f.write('\n\n'.join([title, table, '\n'.join(notes)]) + '\n')
     return path
 
 
 # ------------------------------------------------------------------------------------------------ driver
 def describe_network(network):
     """A short description of a ``network_g`` and its parameter count."""
-    from basicsr.archs import build_network
     count = sum(p.numel() for p in build_network(dict(network)).parameters())
-    return (f"HINT dim {network['dim']}, blocks {network['num_blocks']}, refinement "
-            f"{network['num_refinement_blocks']}, {count / 1e6:.2f} M parameters")
+    return (f'HINT dim {network["dim"]}, blocks {network["num_blocks"]}, refinement blocks '
+            f'{network["num_refinement_blocks"]}: {count / 1e6:.2f} M parameters')
 
 
 def run(workdir='.', quick=False):
@@ -513,25 +526,23 @@ def run(workdir='.', quick=False):
     t = time.time()
     names = prepare_datasets(workdir)
     if quick:
-        train_options_path, test_options_path = quick_options(load_yaml(TRAIN_OPTIONS), load_yaml(TEST_OPTIONS),
-                                                              workdir)
+        train_yml, test_yml = quick_options(load_yaml(TRAIN_OPTIONS), load_yaml(TEST_OPTIONS), workdir)
     else:
-        train_options_path, test_options_path = TRAIN_OPTIONS, TEST_OPTIONS
-    train_options, test_options = load_yaml(train_options_path), load_yaml(test_options_path)
+        train_yml, test_yml = TRAIN_OPTIONS, TEST_OPTIONS
     timings['data'] = time.time() - t
 
     step(f'2/5 Non-local means: choosing h for sigma {SIGMA} on the training photos')
     t = time.time()
-    training_photos = noisy_photos(test_options['datasets']['test_1'], workdir, folder=TRAIN_PHOTO_DIR)
+    training_photos = noisy_photos(load_yaml(test_yml)['datasets']['test_1'], workdir, folder=TRAIN_PHOTO_DIR)
     nlm_h, nlm_sweep = choose_nlm_strength(training_photos, QUICK_NLM_STRENGTHS if quick else NLM_STRENGTHS)
-    timings['nlm_sweep'] = time.time() - t
+    timings['NLM sweep'] = time.time() - t
 
-    step(f'3/5 Training HINT on the CPU ({train_options["train"]["total_iter"]} iterations)')
-    weights, timings['training'] = train(train_options_path, workdir)
+    step(f'3/5 Training HINT on the CPU ({load_yaml(train_yml)["train"]["total_iter"]} iterations)')
+    weights, timings['training'] = train(train_yml, workdir)
 
     step('4/5 Evaluation on the held-out photos: noisy input, non-local means, HINT')
     t = time.time()
-    photos, logged = evaluate(test_options_path, nlm_h, workdir)
+    photos, logged = evaluate(test_yml, nlm_h, workdir)
     timings['evaluation'] = time.time() - t
 
     step('5/5 Figure and table')
@@ -539,22 +550,14 @@ def run(workdir='.', quick=False):
     figure = write_figure(photos, nlm_h, osp.join(results, 'comparison.png'))
     table = format_table(photos)
     timings['total'] = time.time() - started
-    facts = {
-        'heldout': ', '.join(names['heldout']), 'train': ', '.join(names['train']),
-        'test_options': rel(test_options_path),
-        'nlm_h': nlm_h, 'nlm_sweep': ', '.join(f'{h}: {v:.2f}' for h, v in nlm_sweep.items()),
-        'weights': rel(weights), 'network': describe_network(train_options['network_g']),
-        'train_command': f'tools/train.py -opt {rel(train_options_path)}',
-        'iterations': train_options['train']['total_iter'], 'train_time': f'{timings["training"]:.0f} s here',
-        'logged_psnr': logged['psnr'], 'logged_ssim': logged['ssim'],
-    }
-    report = write_report(osp.join(results, 'metrics.md'), table, facts)
+    hint = dict(train_options=train_yml, test_options=test_yml, weights=weights, logged=logged)
+    notes = report_notes(names, dict(h=nlm_h, sweep=nlm_sweep), hint, timings)
+    report = write_report(osp.join(results, 'metrics.md'), table, notes)
 
     print(f'\nBlind Gaussian colour denoising, sigma {SIGMA}, held-out photos:\n\n{table}\n')
     print(f'Figure: {rel(figure)}\nTable:  {rel(report)}')
-    print('Time: ' + ', '.join(f'{key.replace("_", " ")} {value:.0f} s' for key, value in timings.items()))
-    inference = osp.join(REPO, 'tools', 'inference.py')
+    print('Time: ' + ', '.join(f'{key} {value:.0f} s' for key, value in timings.items()))
     print('\nRestore your own image with the trained model:\n'
-          f'  python {rel(inference)} -i YOUR_IMAGE.png -o {rel(osp.join(results, "yours"))} '
-          f'--weights {rel(weights)} --config {rel(train_options_path)}')
+          f'  python {rel(osp.join(REPO, "tools", "inference.py"))} -i YOUR_IMAGE.png '
+          f'-o {rel(osp.join(results, "yours"))} --weights {rel(weights)} --config {rel(train_yml)}')
     return figure, report
