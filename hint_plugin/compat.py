@@ -179,9 +179,56 @@ def use_resumable_data_order():
         basicsr.train.create_train_val_dataloader = create_train_val_dataloader
 
 
+_SHARED_LMDB = None  # weakref.WeakValueDictionary: (process id, real path, options) -> lmdb.Environment
+
+
+def open_shared_lmdb(path, **options):
+    """A read-only ``lmdb.Environment`` of ``path``, one per process while someone holds it.
+
+    py-lmdb 3 refuses to open an environment that this process holds open already, which BasicSR's
+    ``LmdbBackend`` does for every dataset: training and validation on one LMDB (with 0 data-loader workers)
+    would fail. Read-only environments are shared instead; the process id in the key keeps a forked data-loader
+    worker from using its parent's environment, and the weak references close one when its last user goes.
+    """
+    import os
+    import weakref
+
+    import lmdb
+
+    global _SHARED_LMDB
+    if _SHARED_LMDB is None:
+        _SHARED_LMDB = weakref.WeakValueDictionary()
+    key = (os.getpid(), os.path.realpath(path), tuple(sorted(options.items())))
+    environment = _SHARED_LMDB.get(key)
+    if environment is None:
+        environment = _SHARED_LMDB[key] = lmdb.open(path, readonly=True, **options)
+    return environment
+
+
+def lmdb_backend_init(self, db_paths, client_keys='default', readonly=True, lock=False, readahead=False, **kwargs):
+    """BasicSR's ``LmdbBackend.__init__`` opening read-only LMDBs through :func:`open_shared_lmdb`."""
+    import lmdb
+
+    client_keys = [client_keys] if isinstance(client_keys, str) else list(client_keys)
+    self.db_paths = [str(path) for path in (db_paths if isinstance(db_paths, (list, tuple)) else [db_paths])]
+    if len(client_keys) != len(self.db_paths):
+        raise ValueError(f'client_keys and db_paths should have the same length, but received {client_keys} '
+                         f'and {self.db_paths}')
+    options = dict(lock=lock, readahead=readahead, **kwargs)
+    self._client = {key: open_shared_lmdb(path, **options) if readonly else lmdb.open(path, **options)
+                    for key, path in zip(client_keys, self.db_paths)}
+
+
+def share_lmdb_environments():
+    """Route BasicSR's ``LmdbBackend`` to :func:`lmdb_backend_init`."""
+    from basicsr.utils.file_client import LmdbBackend
+    LmdbBackend.__init__ = lmdb_backend_init
+
+
 def apply_all():
     """Every fix, in the order they are needed: the import alias must precede ``import basicsr``."""
     alias_functional_tensor()
     use_portable_init_dist()
     use_portable_resume()
     use_resumable_data_order()
+    share_lmdb_environments()

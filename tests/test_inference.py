@@ -223,8 +223,8 @@ def test_checkpoint_of_another_architecture_is_one_line_and_exit_2(assets, tmp_p
     captured = capsys.readouterr()
     assert code == 2 and captured.out == ''
     assert captured.err.count('\n') == 1 and captured.err.startswith('error: '), captured.err
-    assert 'does not fit HINT' in captured.err and 'missing keys (e.g. ' in captured.err
-    assert 'unexpected keys (e.g. bias, weight)' in captured.err
+    assert 'does not fit HINT' in captured.err and 'missing keys (' in captured.err
+    assert 'unexpected keys (bias, weight)' in captured.err
     assert not (tmp_path / 'out').exists()
 
 

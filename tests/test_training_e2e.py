@@ -37,7 +37,7 @@ def make_paired_lmdbs(root, name, count, size, seed):
 
 
 def paired_set(name, lq, gt, **extra):
-    return dict(name=name, type='PairedImageDataset', dataroot_lq=lq, dataroot_gt=gt, filename_tmpl='{}',
+    return dict(name=name, type='CheckedPairedImageDataset', dataroot_lq=lq, dataroot_gt=gt, filename_tmpl='{}',
                 io_backend={'type': 'lmdb'}, **extra)
 
 

@@ -22,9 +22,10 @@ import cv2
 from basicsr.utils.lmdb_util import make_lmdb_from_imgs
 from tqdm import tqdm
 
+from hint_plugin.utils.messages import listing
+
 IMG_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
 KEY_SOURCES = ('stem', 'id')
-MAX_LISTED = 5  # files named in an error message; the count covers the rest
 
 # LMDB map size: the decoded size of every image plus one page each (values are stored in whole
 # overflow pages), times a margin for PNG's worst case on noise-like images and copy-on-write pages.
@@ -111,7 +112,7 @@ class LmdbSummary:
         what = 'pairs' if 'lq' in self.lmdb_paths else 'images'
         text = f'{self.num_images} {what} -> ' + ', '.join(self.lmdb_paths.values())
         if self.skipped:
-            text += f'; skipped {_listing(self.skipped)} whose names fit no pattern of the layout'
+            text += f'; skipped {listing(self.skipped, "file")} whose names fit no pattern of the layout'
         return text
 
 
@@ -173,7 +174,7 @@ def find_pairs(root, layout):
         gt_alone = [path for image_id, path in gt_of.items() if image_id not in lq_by_id]
         if lq_alone or gt_alone:
             raise DatasetLayoutError(
-                'unpaired images: ' + '; '.join(f'{what} {_listing(paths)}' for what, paths in (
+                'unpaired images: ' + '; '.join(f'{what} {listing(paths, "file")}' for what, paths in (
                     ('lq without gt:', lq_alone), ('gt without lq:', gt_alone)) if paths))
         entries = [(image_id, lq_path, gt_of[image_id]) for image_id, paths in lq_by_id.items() for lq_path in paths]
         if osp.realpath(lq_dir) == osp.realpath(gt_dir):  # one folder: the other side's files are not skipped
@@ -342,12 +343,6 @@ def _lmdb_key(name):
     if not key.isascii():
         raise DatasetLayoutError(f'LMDB keys must be ASCII (BasicSR encodes them so): {name!r}')
     return key
-
-
-def _listing(paths):
-    """``'3 files: a, b, c'``, naming at most :data:`MAX_LISTED`."""
-    names = ', '.join(paths[:MAX_LISTED]) + (', ...' if len(paths) > MAX_LISTED else '')
-    return f'{len(paths)} file{"s" if len(paths) != 1 else ""} ({names})'
 
 
 def _remove(path):

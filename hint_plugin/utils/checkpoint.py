@@ -8,6 +8,8 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
+from hint_plugin.utils.messages import listing
+
 PARAM_KEYS = ('params_ema', 'params')
 
 
@@ -50,7 +52,7 @@ def describe_mismatch(expected, found, limit=5):
     parts = []
     for label, keys in (('missing', missing), ('unexpected', unexpected)):
         if keys:
-            parts.append(f'{len(keys)} {label} keys (e.g. {", ".join(keys[:limit])})')
+            parts.append(listing(keys, f'{label} key', limit))
     if resized:
         examples = ', '.join(f'{key}: {tuple(found[key].shape)} vs {tuple(expected[key].shape)}'
                              for key in resized[:limit])
