@@ -23,20 +23,17 @@ What the export does besides calling the exporter (the exported function is the 
       padding wider than the image. :class:`PaddedHINT` pads the same way by gathering the same rows and
       columns (a copy of the same pixels, the choice being made in the graph), runs the network on the padded
       image, for which HINT's own padding is a no-op, and crops back: bit-identical to the network in PyTorch.
-    * ``torch.corrcoef`` (HMHA's channel order) cannot be captured by torch.export: its C++ ``cov`` checks the
-      degrees of freedom with a data-dependent ``aten.equal`` (a no-op check here: it only guards
-      ``N - 1 < 0``); neither exporter translates it to ONNX either. The TorchScript exporter also refuses
-      ``F.adaptive_avg_pool2d`` to a size that does not divide the input (HINT pools its ``(C, C)`` inter-layer
-      cache to head sizes 1:2:2:3 of C, e.g. 384 to 144). While exporting, :func:`exportable_ops` replaces
-      them with their definitions in basic operations, :func:`corrcoef` and :func:`adaptive_avg_pool2d`
-      (the latter for the TorchScript exporter only); nothing else of the network changes.
+    * The TorchScript exporter refuses ``F.adaptive_avg_pool2d`` to a size that does not divide the input
+      (HINT pools its ``(C, C)`` inter-layer cache to head sizes 1:2:2:3 of C, e.g. 384 to 144). While
+      exporting with it, :func:`exportable_ops` replaces that function by its definition in basic operations,
+      :func:`adaptive_avg_pool2d`; nothing else of the network changes. (HMHA's channel correlation is written
+      in basic operations in the network itself, :func:`hint_plugin.archs.hmha_arch.channel_correlation`.)
 
 Limits
     * Height and width are dynamic, any size from 1 up (the output is named like the input, ``height`` x
-      ``width``); the batch is fixed at export (``batch``, default 1). The ``refined`` variant takes its
-      channel order per image in a Python loop over the batch, which the exporters unroll, so a dynamic batch
-      cannot work for it; the ``official`` one couples the images of a batch through batch-mean statistics
-      anyway, so one image per run is its proper use (as tiled inference does).
+      ``width``); the batch is fixed at export (``batch``, default 1). The ``official`` variant couples the
+      images of a batch through batch-mean statistics, so one image per run is its proper use (as tiled
+      inference does).
     * float32, exported on the CPU; the input has the network's ``inp_channels`` channels.
     * HINT is not a continuous function of its input, so "within 1e-4" holds only away from its jumps:
       - the channel order is a ``torch.sort`` (``TopK`` in ONNX). Exact ties and NaN correlations (inputs up
@@ -90,20 +87,6 @@ def require(module):
 
 
 # --------------------------------------------------------------------------------------------- exportable ops
-def corrcoef(x):
-    """``torch.corrcoef`` of a real ``(variables, observations)`` matrix, written as ATen's definition.
-
-    ``cov = (x - mean)(x - mean)^T / (N - 1)``, divided by the standard deviations of rows and columns, clipped
-    to [-1, 1]. A single observation gives NaN (0 / 0) as ``torch.corrcoef`` does.
-    """
-    observations = x.shape[1]
-    centred = x - x.sum(dim=1, keepdim=True) / observations
-    covariance = (centred @ centred.transpose(0, 1)) / (observations - 1)
-    deviation = torch.sqrt(torch.diagonal(covariance))
-    correlation = covariance / deviation[:, None]
-    return (correlation / deviation[None, :]).clamp(-1, 1)
-
-
 def _pool_matrix(size_in, size_out, like):
     """``(size_out, size_in)`` averaging weights of adaptive average pooling along one axis."""
     matrix = torch.zeros(size_out, size_in, dtype=like.dtype, device=like.device)
@@ -127,16 +110,15 @@ def adaptive_avg_pool2d(x, output_size):
 
 @contextlib.contextmanager
 def exportable_ops(exporter=DEFAULT_EXPORTER):
-    """Within the block ``torch.corrcoef`` (and for the TorchScript exporter ``F.adaptive_avg_pool2d``) are
-    replaced by their exportable definitions above; the originals come back on leaving it."""
-    saved = torch.corrcoef, F.adaptive_avg_pool2d
-    torch.corrcoef = corrcoef
+    """For the TorchScript exporter, ``F.adaptive_avg_pool2d`` is replaced within the block by its exportable
+    definition above; the original comes back on leaving it. The dynamo exporter needs nothing replaced."""
+    saved = F.adaptive_avg_pool2d
     if exporter == 'torchscript':
         F.adaptive_avg_pool2d = adaptive_avg_pool2d
     try:
         yield
     finally:
-        torch.corrcoef, F.adaptive_avg_pool2d = saved
+        F.adaptive_avg_pool2d = saved
 
 
 # --------------------------------------------------------------------------------------------- padding wrapper
@@ -328,8 +310,7 @@ def check_onnx(path, net, sizes=DEFAULT_CHECK_SIZES, batch=None, atol=DEFAULT_TO
     try:
         for height, width in sizes:
             image = torch.rand(batch, input_channels(net), height, width, generator=generator)
-            with torch.no_grad(), warnings.catch_warnings():
-                warnings.filterwarnings('ignore', 'cov\\(\\): degrees of freedom')  # one token: NaN correlations
+            with torch.no_grad():
                 expected = net(image.to(_device(net))).float().cpu().numpy()
             found = session.run(None, {model_input.name: image.numpy()})[0]
             if found.shape != expected.shape:

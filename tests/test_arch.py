@@ -5,9 +5,9 @@ import pytest
 import torch
 from basicsr.archs import build_network
 
-from conftest import FIXTURES
+from conftest import FIXTURES, TINY_CONFIG
 from hint_plugin.archs.hint_arch import HINT
-from hint_plugin.archs.hmha_arch import HMHA
+from hint_plugin.archs.hmha_arch import HMHA, channel_correlation
 from hint_plugin.archs.qkcu_arch import QKCU
 
 
@@ -182,3 +182,29 @@ def test_activation_checkpointing_gives_the_same_gradients(tiny_config, variant)
         assert (a.grad is None) == (b.grad is None), name
         if a.grad is not None:
             assert torch.allclose(a.grad, b.grad, atol=1e-6), name
+
+
+def test_channel_correlation_is_torch_corrcoef_per_image():
+    generator = torch.Generator().manual_seed(0)
+    for batch, tokens, channels in [(1, 2, 8), (3, 7, 16), (2, 200, 64)]:
+        x = torch.rand(batch, tokens, channels, generator=generator, dtype=torch.float64)
+        expected = torch.stack([torch.corrcoef(sample.T) for sample in x])
+        torch.testing.assert_close(channel_correlation(x), expected, rtol=0, atol=1e-12)
+    one_token = torch.rand(2, 1, 4, generator=generator)
+    assert channel_correlation(one_token).isnan().all()  # 0 / 0, as torch.corrcoef gives
+
+
+@pytest.mark.slow  # dynamo tracing and AOT autograd: about 20 s per variant
+@pytest.mark.parametrize('variant', ['official', 'refined'])
+def test_network_traces_whole_for_torch_compile(variant):
+    # fullgraph: no graph break anywhere (data-dependent ops, Python on tensors), checkpointing included
+    torch.manual_seed(0)
+    net = HINT(**TINY_CONFIG, variant=variant, use_checkpoint=True)
+    image = torch.rand(2, 3, 20, 28)
+    compiled = torch.compile(net, backend='aot_eager', fullgraph=True)
+    try:
+        out = compiled(image)
+        out.mean().backward()
+        torch.testing.assert_close(out, net(image), rtol=0, atol=1e-5)
+    finally:
+        torch._dynamo.reset()

@@ -12,8 +12,9 @@ from hint_plugin.complexity import analyze
 
 
 def hooked_counts(net, height, width):
-    """Conv2d MACs and HMHA correlation MACs (C * C * N per attention block), counted by hooks."""
-    counts = {'conv2d': 0, 'corrcoef': 0}
+    """Conv2d MACs, and per attention block the channel correlation (C * C * N) and the attention products
+    (q k^T and A v: 2 * c * c * N per head of c channels), counted by hooks."""
+    counts = {'conv2d': 0, 'correlation': 0, 'attention': 0}
 
     def conv_hook(module, inputs, output):
         kernel = module.kernel_size[0] * module.kernel_size[1] * module.in_channels // module.groups
@@ -21,7 +22,8 @@ def hooked_counts(net, height, width):
 
     def attention_hook(module, inputs, output):
         _, channels, h, w = inputs[0].shape
-        counts['corrcoef'] += channels * channels * h * w
+        counts['correlation'] += channels * channels * h * w
+        counts['attention'] += sum(2 * c * c * h * w for c in module.head_channels)
 
     for module in net.modules():
         if isinstance(module, nn.Conv2d):
@@ -39,8 +41,9 @@ def test_complexity_counts_match_an_independent_count():
     expected = hooked_counts(HINT(**TINY_CONFIG), 32, 48)
     assert result['params'] == sum(p.numel() for p in net.parameters())
     assert result['macs_conv2d'] == expected['conv2d']
-    assert result['macs_by_operator']['corrcoef'] == expected['corrcoef']
-    assert result['macs_total'] > result['macs_conv2d'] + expected['corrcoef']  # Conv1d and attention products
+    # matrix products: the correlations and the attention products, and the Conv1d cache layers' channel mixing
+    assert result['macs_by_operator']['matmul'] > expected['correlation'] + expected['attention']
+    assert result['macs_total'] > result['macs_conv2d'] + expected['correlation'] + expected['attention']
 
 
 def test_complexity_cli_prints_table_and_totals(tmp_path):

@@ -7,7 +7,6 @@ import importlib
 import os
 import subprocess
 import sys
-import warnings
 
 import pytest
 import torch
@@ -41,8 +40,7 @@ def tiny_hint(variant, seed=0):
 
 
 def forward(net, image):
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter('ignore', UserWarning)  # torch.corrcoef on a single token (images up to 8x8)
+    with torch.no_grad():
         return net(image)
 
 
@@ -62,24 +60,17 @@ def test_padding_wrapper_is_the_network(variant):
 
 def test_exportable_ops_are_the_torch_ones():
     generator = torch.Generator().manual_seed(0)
-    for variables, observations in [(8, 2), (16, 7), (64, 200)]:
-        x = torch.rand(variables, observations, generator=generator)
-        torch.testing.assert_close(export.corrcoef(x), torch.corrcoef(x), rtol=1e-5, atol=1e-6)
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore', UserWarning)
-        one = torch.rand(4, 1, generator=generator)
-        assert export.corrcoef(one).isnan().all() and torch.corrcoef(one).isnan().all()
     cache = torch.rand(2, 64, 64, generator=generator)
     for size in (8, 16, 24, 32, 48, 64, 5):  # HINT pools a (C, C) cache to head sizes in ratio 1:2:2:3
         torch.testing.assert_close(export.adaptive_avg_pool2d(cache, size), F.adaptive_avg_pool2d(cache, size))
-    originals = torch.corrcoef, F.adaptive_avg_pool2d
+    original = F.adaptive_avg_pool2d
     with export.exportable_ops('torchscript'):
-        assert torch.corrcoef is export.corrcoef and F.adaptive_avg_pool2d is export.adaptive_avg_pool2d
-    assert (torch.corrcoef, F.adaptive_avg_pool2d) == originals
+        assert F.adaptive_avg_pool2d is export.adaptive_avg_pool2d
+    assert F.adaptive_avg_pool2d is original
     with pytest.raises(RuntimeError), export.exportable_ops('dynamo'):
-        assert F.adaptive_avg_pool2d is originals[1]
+        assert F.adaptive_avg_pool2d is original
         raise RuntimeError
-    assert (torch.corrcoef, F.adaptive_avg_pool2d) == originals
+    assert F.adaptive_avg_pool2d is original
 
 
 def test_missing_package_and_bad_arguments_are_clear(monkeypatch, tmp_path):
