@@ -1,6 +1,6 @@
 """``make demo``: train HINT through BasicSR on scikit-image's photographs and compare it with non-local means.
 
-``python tools/demo.py`` runs the product end to end on a CPU (about 7 minutes on 2 cores), in five steps, one
+``python tools/demo.py`` runs the product end to end on a CPU (about 9 minutes on 2 cores), in five steps, one
 function each:
 
 1. :func:`prepare_datasets` copies colour photographs that ship inside scikit-image into ``datasets/demo/``:

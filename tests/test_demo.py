@@ -51,6 +51,21 @@ def test_quick_demo_writes_the_table(quick_demo):
     assert abs(logged - values[-1, 4]) < 0.006
 
 
+def printed_table(output):
+    """The demo's table as it printed it (the lines of its last Markdown table)."""
+    return [line for line in output.splitlines() if line.startswith('|')][-(len(HELDOUT) + 3):]
+
+
+@pytest.mark.slow
+def test_quick_demo_run_again_prints_the_same_table(quick_demo):
+    workdir, output = quick_demo
+    again = subprocess.run([sys.executable, str(REPO / 'tools' / 'demo.py'), '--quick', '--workdir', str(workdir)],
+                           cwd=workdir, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert 'already holds these training tiles: kept' in again.stdout
+    assert printed_table(again.stdout) == printed_table(output)  # seeds, data order and noise are fixed
+
+
 @pytest.mark.slow
 def test_quick_demo_draws_four_labelled_panels_per_photo(quick_demo):
     workdir, _ = quick_demo

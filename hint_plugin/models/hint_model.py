@@ -3,12 +3,14 @@
 SRModel already does validation with ``METRIC_REGISTRY`` metrics, best-metric tracking, image saving, EMA
 (``ema_decay`` / ``params_ema``), checkpointing and loss reduction. This model adds: any ``torch.optim``
 optimizer, the cyclic cosine schedule, the FFT loss, mixup, progressive patch/batch sizes, gradient clipping,
-padded and tiled testing, ``weights_only`` loading, and DDP on CPU (gloo) with the unused parameters of the
-official variant. And robustness: ``network_g`` is checked before anything is built, a non-finite loss stops
+padded and tiled testing, ``weights_only`` loading, DDP on CPU (gloo) with the unused parameters of the
+official variant, and two speed options for the training forward pass: ``train.amp: bf16`` (autocast to
+bfloat16) and ``train.compile`` (``torch.compile``). And robustness: ``network_g`` is checked before anything is built, a non-finite loss stops
 training (or skips the step with ``train.skip_nonfinite: true``), no non-finite weights are saved, saves are
 atomic, and a resumed run continues exactly where the saved one was (see :class:`HINTModel`).
 """
 import bisect
+import contextlib
 import random
 from collections import OrderedDict
 from os import path as osp
@@ -28,6 +30,7 @@ from hint_plugin.utils.options import check_network_options
 from hint_plugin.utils.tiling import restore
 
 DEFAULT_GRAD_CLIP_MAX_NORM = 0.01
+AMP_DTYPES = {'bf16': torch.bfloat16}
 
 
 def progressive_stage(current_iter, stage_iters):
@@ -40,6 +43,28 @@ def progressive_stage(current_iter, stage_iters):
         total += count
         boundaries.append(total)
     return min(bisect.bisect_left(boundaries, current_iter), len(stage_iters) - 1)
+
+
+def amp_dtype(setting):
+    """``train.amp``: ``bf16`` (the training forward pass under ``torch.autocast`` to bfloat16), or off
+    (``false`` / ``~``, the default). fp16 is not offered: it needs loss scaling, bf16 has float32's range."""
+    if setting is None or setting is False:
+        return None
+    if setting not in AMP_DTYPES:
+        raise ValueError(f'train.amp must be one of {sorted(AMP_DTYPES)} or false, got {setting!r}')
+    return AMP_DTYPES[setting]
+
+
+def compile_options(setting):
+    """``train.compile``: off (``false`` / ``~``, the default), ``true`` (torch.compile's defaults) or a dict of
+    ``torch.compile`` keywords (``mode``, ``backend``, ``dynamic``, ``fullgraph`` ...). Returns the keywords or None."""
+    if setting is None or setting is False:
+        return None
+    if setting is True:
+        return {}
+    if isinstance(setting, dict):
+        return dict(setting)
+    raise ValueError(f'train.compile must be true, false or a dict of torch.compile keywords, got {setting!r}')
 
 
 class NonFiniteError(FloatingPointError):
@@ -133,6 +158,13 @@ class HINTModel(SRModel):
         if not isinstance(self.skip_nonfinite, bool):
             raise ValueError(f'train.skip_nonfinite must be true or false, got {self.skip_nonfinite!r}')
         self.skipped_steps = 0
+        self.amp_dtype = amp_dtype(train_opt.get('amp'))
+        compile_kwargs = compile_options(train_opt.get('compile'))
+        self.train_forward = self.net_g if compile_kwargs is None else torch.compile(self.net_g, **compile_kwargs)
+        if self.amp_dtype is not None or compile_kwargs is not None:
+            get_root_logger().info(f'Training forward pass: autocast {train_opt.get("amp") or "off"}, torch.compile '
+                                   f'{"off" if compile_kwargs is None else compile_kwargs or "on"} (validation and '
+                                   'testing run the plain network in float32).')
         self.rng = random.Random(self._model_seed())
         self._init_progressive(self.opt['datasets'].get('train', {}))
 
@@ -323,7 +355,11 @@ class HINTModel(SRModel):
         """One training step; a non-finite total loss is checked before backward (see :meth:`_skip_or_stop`)."""
         self._augment_batch(current_iter)
         self.optimizer_g.zero_grad()
-        self.output = self.net_g(self.lq)
+        autocast = (torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype is not None
+                    else contextlib.nullcontext())
+        with autocast:
+            self.output = self.train_forward(self.lq)
+        self.output = self.output.float()  # the losses (FFT included) in float32
         losses = self._losses()
         l_total = sum(losses.values())
         if self._nonfinite_anywhere(l_total):
