@@ -3,6 +3,8 @@
 A training step is forward + L1 loss + backward + AdamW step on random data; inference is one forward pass
 under ``torch.inference_mode``. Each measurement runs ``warmup`` untimed repetitions, then reports the median
 of ``repeat`` timed ones, and the process's peak resident memory (CPU) or the peak CUDA allocation (GPU).
+With ``profile``, one more step runs under ``torch.profiler`` and the result gains the operators that took the
+most time (self time, summed per operator) and the share of the convolutions (forward and backward).
 """
 import multiprocessing
 import platform
@@ -14,6 +16,24 @@ from contextlib import nullcontext
 import torch
 
 DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp64': torch.float64}
+CONVOLUTION_OPS = ('convolution', 'conv2d', 'mkldnn_convolution', 'cudnn_convolution', 'convolution_backward')
+
+
+def _profile(step, device, top):
+    """Self time per operator of one ``step``: ``(top operators [(name, seconds)], convolution share, total s)``."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == 'cuda' else [])
+    with profile(activities=activities) as prof:
+        step()
+        _synchronize(device)
+    attribute = 'self_device_time_total' if device.type == 'cuda' else 'self_cpu_time_total'
+    times = {event.key: getattr(event, attribute) / 1e6 for event in prof.key_averages()
+             if event.key.startswith('aten::')}
+    total = sum(times.values())
+    convolution = sum(t for name, t in times.items() if name.removeprefix('aten::') in CONVOLUTION_OPS)
+    ranked = sorted(times.items(), key=lambda item: -item[1])[:top]
+    return ranked, convolution / total if total else 0.0, total
 
 
 def _build(spec):
@@ -75,6 +95,8 @@ def _measure(spec):
         if i >= spec['warmup']:
             times.append(time.perf_counter() - start)
     result = dict(spec, median_s=statistics.median(times), times_s=times)
+    if spec.get('profile'):
+        result['top_ops'], result['convolution_share'], result['profiled_s'] = _profile(step, device, spec['profile'])
     if device.type == 'cuda':
         result['peak_cuda_gb'] = torch.cuda.max_memory_allocated(device) / 1e9
         result['device_name'] = torch.cuda.get_device_name(device)
@@ -91,7 +113,7 @@ def benchmark(specs):
 
     A spec: ``mode`` ('train' | 'infer'), ``size`` (H, W), ``batch``, ``device``, ``dtype`` ('fp32' | 'bf16' |
     'fp64'), ``warmup``, ``repeat``, and optionally ``opt`` (YAML with network_g), ``variant``,
-    ``use_checkpoint``, ``channels_last``, ``compile``, ``threads``.
+    ``use_checkpoint``, ``channels_last``, ``compile``, ``threads``, ``profile`` (how many operators to list).
     """
     context = multiprocessing.get_context('spawn')
     results = []
@@ -99,6 +121,14 @@ def benchmark(specs):
         with context.Pool(1) as pool:
             results.append(pool.apply(_measure, (spec, )))
     return results
+
+
+def profile_lines(result):
+    """The operator breakdown of a profiled result, one line each."""
+    lines = [f"{result['mode']} {result['size'][0]}x{result['size'][1]}: {result['profiled_s']:.3f} s of operator self "
+             f"time, {100 * result['convolution_share']:.0f}% in convolutions (forward and backward)"]
+    lines += [f'  {name:40s} {seconds:8.3f} s' for name, seconds in result['top_ops']]
+    return lines
 
 
 def table(results):

@@ -13,7 +13,7 @@ def test_benchmark_cli_measures_train_and_infer(tmp_path):
     result = subprocess.run(
         [sys.executable, str(REPO / 'tools' / 'benchmark.py'), '--opt', str(config), '--train-size', '24', '32',
          '--infer-size', '40', '40', '--batch', '2', '--repeat', '2', '--threads', '1', '--variant', 'refined',
-         '--use-checkpoint', '--json', str(out_json)], capture_output=True, text=True, timeout=600)
+         '--use-checkpoint', '--profile', '3', '--json', str(out_json)], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert '| train | 24x32 | 2 | cpu | fp32 | refined | True |' in result.stdout
     assert '| infer | 40x40 | 2 | cpu | fp32 | refined |' in result.stdout
@@ -22,3 +22,7 @@ def test_benchmark_cli_measures_train_and_infer(tmp_path):
     for record in records:
         assert len(record['times_s']) == 2 and record['median_s'] > 0
         assert 0.1 < record['peak_rss_gb'] < 20 and record['threads'] == 1
+        names = [name for name, _ in record['top_ops']]
+        assert len(names) == 3 and all(name.startswith('aten::') for name in names)
+        assert 0 < record['convolution_share'] < 1 and record['profiled_s'] > 0
+    assert 'in convolutions (forward and backward)' in result.stdout

@@ -11,7 +11,7 @@ from os import path as osp
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
 
-from hint_plugin.benchmark import DTYPES, benchmark, table  # noqa: E402
+from hint_plugin.benchmark import DTYPES, benchmark, profile_lines, table  # noqa: E402
 
 
 def main(argv=None):
@@ -30,17 +30,23 @@ def main(argv=None):
     parser.add_argument('--threads', type=int, help='torch CPU threads (default: PyTorch\'s)')
     parser.add_argument('--warmup', type=int, default=1)
     parser.add_argument('--repeat', type=int, default=5)
+    parser.add_argument('--profile', type=int, default=0, metavar='N',
+                        help='profile one more step and list the N operators that took the most time')
     parser.add_argument('--json', help='write the results to this file')
     args = parser.parse_args(argv)
     specs = [
         dict(mode=mode, size=args.train_size if mode == 'train' else args.infer_size, batch=args.batch,
              device=args.device, dtype=args.dtype, warmup=args.warmup, repeat=args.repeat, opt=args.opt,
              variant=args.variant, use_checkpoint=args.use_checkpoint or None,
-             channels_last=False if args.no_channels_last else None, compile=args.compile, threads=args.threads)
+             channels_last=False if args.no_channels_last else None, compile=args.compile, threads=args.threads,
+             profile=args.profile)
         for mode in args.mode
     ]
     results = benchmark(specs)
     print(table(results))
+    for result in results:
+        if result.get('profile'):
+            print('\n' + '\n'.join(profile_lines(result)))
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(results, f, indent=2)
