@@ -4,10 +4,20 @@ Two totals are reported: 2-D convolutions only (the convention of the HINT paper
 tables) and the full count, which adds the Conv1d cache layers of QKCU (computed as matrix products), the
 attention products and the channel-correlation products of HMHA's re-ordering.
 """
+from collections import Counter
+
 import torch
 from mmengine.analysis import FlopAnalyzer, parameter_count
+from mmengine.analysis.jit_handles import conv_flop_jit, get_shape
 from mmengine.analysis.print_helper import complexity_stats_table
 from torch import nn
+
+
+def _conv_macs_by_dimension(inputs, outputs):
+    """mmengine's convolution count, filed under ``conv1d`` / ``conv2d`` / ... by the weight's dimensions (the
+    paper's convention counts 2-D convolutions, whether called through modules or functionally)."""
+    dimensions = len(get_shape(inputs[1])) - 2
+    return Counter({f'conv{dimensions}d': sum(conv_flop_jit(inputs, outputs).values())})
 
 
 def analyze(net, height=256, width=256, batch=1, max_depth=2):
@@ -20,16 +30,16 @@ def analyze(net, height=256, width=256, batch=1, max_depth=2):
     in_channels = next(m for m in net.modules() if isinstance(m, nn.Conv2d)).in_channels
     image = torch.rand(batch, in_channels, height, width)
     analyzer = FlopAnalyzer(net, (image, ))
+    analyzer.set_op_handle('aten::_convolution', _conv_macs_by_dimension)
     analyzer.unsupported_ops_warnings(False)
     analyzer.uncalled_modules_warnings(False)
     analyzer.tracer_warnings('none')
-    by_module = analyzer.by_module()
-    conv2d = sum(by_module[name] for name, module in net.named_modules() if isinstance(module, nn.Conv2d))
+    by_operator = dict(analyzer.by_operator())
     return {
         'params': parameter_count(net)[''],
         'macs_total': analyzer.total(),
-        'macs_conv2d': conv2d,
-        'macs_by_operator': dict(analyzer.by_operator()),
+        'macs_conv2d': by_operator.get('conv2d', 0),
+        'macs_by_operator': by_operator,
         'table': complexity_stats_table(analyzer, max_depth=max_depth, show_param_shapes=False),
     }
 

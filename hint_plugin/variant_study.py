@@ -209,10 +209,10 @@ def run_study(workdir='.', tasks=TASKS, seeds=(0, 1, 2), iters=DEFAULT_ITERS, jo
     summary = summarise(runs)
     table = format_summary(runs, summary)
     command = (f'python tools/variant_study.py --tasks {" ".join(tasks)} --seeds {" ".join(map(str, seeds))} '
-               f'--iters {iters} --jobs {jobs}' + (' --quick' if quick else ''))
+               f'--iters {iters} --jobs {jobs} --threads {threads}' + (' --quick' if quick else ''))
     markdown = osp.join(results, 'summary.md')
     with open(markdown, 'w') as f:
-        f.write(f'# official vs refined HINT\n\n`{command}` ({threads} torch threads per run)\n\n{table}\n')
+        f.write(f'# official vs refined HINT\n\n`{command}`\n\n{table}\n')
     data = osp.join(results, 'summary.json')
     with open(data, 'w') as f:
         json.dump({'command': command, 'summary': summary, 'runs': [asdict(run) for run in runs]}, f, indent=1)

@@ -8,6 +8,7 @@ from torch import nn
 from conftest import REPO, TINY_CONFIG
 from hint_plugin.archs.hint_arch import HINT
 from hint_plugin.archs.hmha_arch import HMHA
+from hint_plugin.archs.layers import GatedDconvFeedForward
 from hint_plugin.complexity import analyze
 
 
@@ -25,7 +26,13 @@ def hooked_counts(net, height, width):
         counts['correlation'] += channels * channels * h * w
         counts['attention'] += sum(2 * c * c * h * w for c in module.head_channels)
 
+    def ffn_hook(module, inputs, output):  # its project_in and depthwise conv run as two functional halves each
+        _, channels, h, w = inputs[0].shape
+        counts['conv2d'] += h * w * module.project_in.out_channels * (channels + 9)
+
     for module in net.modules():
+        if isinstance(module, GatedDconvFeedForward):
+            module.register_forward_hook(ffn_hook)
         if isinstance(module, nn.Conv2d):
             module.register_forward_hook(conv_hook)
         if isinstance(module, HMHA):

@@ -76,6 +76,10 @@ class GatedDconvFeedForward(nn.Module):
     """Gated-Dconv FFN: 1x1 conv to ``2*hidden``, 3x3 depthwise conv, ``gelu(x1) * x2``, 1x1 conv back.
 
     ``(B, C, H, W) -> (B, C, H, W)`` with ``hidden = int(C * expansion_factor)``.
+
+    The two halves ``x1`` and ``x2`` are computed by two convolutions with the halves of the weights (the
+    same parameters and products as one convolution and a ``chunk``): in channels-last memory a chunk along the
+    channels would give strided halves, slower for the element-wise gate, and its backward pass a concatenation.
     """
 
     def __init__(self, channels, expansion_factor=2.66, bias=False):
@@ -85,12 +89,21 @@ class GatedDconvFeedForward(nn.Module):
         self.dwconv = nn.Conv2d(hidden * 2, hidden * 2, kernel_size=3, padding=1, groups=hidden * 2, bias=bias)
         self.project_out = nn.Conv2d(hidden, channels, kernel_size=1, bias=bias)
 
-    def _gate(self, x):
-        x1, x2 = self.dwconv(x).chunk(2, dim=1)
-        return F.gelu(x1) * x2
+    @staticmethod
+    def _half(conv, x, half):
+        """``conv`` restricted to output channels ``[half * n, (half + 1) * n)``, ``n`` half of its outputs."""
+        n = conv.out_channels // 2
+        weight = conv.weight[half * n:(half + 1) * n]
+        bias = None if conv.bias is None else conv.bias[half * n:(half + 1) * n]
+        groups = n if conv.groups > 1 else 1  # the depthwise conv: one group per channel
+        return F.conv2d(x, weight, bias, padding=conv.padding, groups=groups)
+
+    def _gate(self, x1, x2):
+        return F.gelu(self._half(self.dwconv, x1, 0)) * self._half(self.dwconv, x2, 1)
 
     def forward(self, x):
-        return self.project_out(recompute_in_backward(self._gate, self.project_in(x)))
+        x1, x2 = (self._half(self.project_in, x, half) for half in (0, 1))
+        return self.project_out(recompute_in_backward(self._gate, x1, x2))
 
 
 class PatchEmbed(nn.Module):
