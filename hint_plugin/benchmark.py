@@ -50,6 +50,8 @@ def _synchronize(device):
 
 def _measure(spec):
     """Run one measurement described by ``spec`` (a dict, see :func:`benchmark`) in this process."""
+    from hint_plugin.utils.allocator import retain_freed_memory
+    spec = dict(spec, retain_freed_memory=False if spec.get('system_malloc') else retain_freed_memory())
     torch.manual_seed(0)
     if spec.get('threads'):
         torch.set_num_threads(spec['threads'])
@@ -113,7 +115,8 @@ def benchmark(specs):
 
     A spec: ``mode`` ('train' | 'infer'), ``size`` (H, W), ``batch``, ``device``, ``dtype`` ('fp32' | 'bf16' |
     'fp64'), ``warmup``, ``repeat``, and optionally ``opt`` (YAML with network_g), ``variant``,
-    ``use_checkpoint``, ``channels_last``, ``compile``, ``threads``, ``profile`` (how many operators to list).
+    ``use_checkpoint``, ``channels_last``, ``compile``, ``threads``, ``profile`` (how many operators to list),
+    ``system_malloc`` (keep glibc's allocation defaults instead of :mod:`hint_plugin.utils.allocator`'s).
     """
     context = multiprocessing.get_context('spawn')
     results = []
@@ -133,12 +136,12 @@ def profile_lines(result):
 
 def table(results):
     """A Markdown table of :func:`benchmark` results."""
-    lines = ['| mode | size | batch | device | dtype | variant | ckpt | ch-last | compile | median s | peak GB |',
-             '|---|---|---|---|---|---|---|---|---|---|---|']
+    lines = ['| mode | size | batch | device | dtype | variant | ckpt | ch-last | compile | freed kept | median s | peak GB |',
+             '|---|---|---|---|---|---|---|---|---|---|---|---|']
     for r in results:
         peak = r.get('peak_cuda_gb', r.get('peak_rss_gb'))
         lines.append(f"| {r['mode']} | {r['size'][0]}x{r['size'][1]} | {r['batch']} | {r['device']} | {r['dtype']} | "
                      f"{r.get('variant') or 'yaml'} | {bool(r.get('use_checkpoint'))} | "
-                     f"{r.get('channels_last', True) is not False} | {bool(r.get('compile'))} | "
+                     f"{r.get('channels_last', True) is not False} | {bool(r.get('compile'))} | {r['retain_freed_memory']} | "
                      f"{r['median_s']:.3f} | {peak:.2f} |")
     return '\n'.join(lines)

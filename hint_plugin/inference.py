@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 import hint_plugin  # noqa: F401  (compat fixes; registers HINT into BasicSR's registries)
 from basicsr.archs import build_network
+from hint_plugin.utils.allocator import retain_freed_memory
 from hint_plugin.utils.checkpoint import CheckpointError, load_weights
 from hint_plugin.utils.image_io import (DEFAULT_JPEG_QUALITY, ImageError, from_rgb_float, is_image_file, read_image,
                                         to_rgb_float, write_image)
@@ -430,6 +431,7 @@ def build_parser():
 def main(argv=None):
     """The command line; returns the exit status (0 all restored, 1 some failed, 2 set-up error)."""
     args = build_parser().parse_args(argv)
+    retain_freed_memory()  # large CPU feature maps reuse memory instead of page-faulting
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # failures are reported by file name
 
     def log(message):

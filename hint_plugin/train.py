@@ -7,9 +7,11 @@ import os
 
 import hint_plugin  # noqa: F401  (compat fixes and registrations)
 from basicsr.train import train_pipeline
+from hint_plugin.utils.allocator import retain_freed_memory
 
 
 def main():
+    retain_freed_memory()  # large CPU feature maps reuse memory instead of page-faulting
     train_pipeline(os.getcwd())
 
 

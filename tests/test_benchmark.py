@@ -22,6 +22,7 @@ def test_benchmark_cli_measures_train_and_infer(tmp_path):
     for record in records:
         assert len(record['times_s']) == 2 and record['median_s'] > 0
         assert 0.1 < record['peak_rss_gb'] < 20 and record['threads'] == 1
+        assert record['retain_freed_memory'] is sys.platform.startswith('linux')
         names = [name for name, _ in record['top_ops']]
         assert len(names) == 3 and all(name.startswith('aten::') for name in names)
         assert 0 < record['convolution_share'] < 1 and record['profiled_s'] > 0

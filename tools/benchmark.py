@@ -27,6 +27,9 @@ def main(argv=None):
     parser.add_argument('--use-checkpoint', action='store_true', help='activation checkpointing (training)')
     parser.add_argument('--no-channels-last', action='store_true', help='keep features in NCHW memory')
     parser.add_argument('--compile', action='store_true', help='torch.compile the network')
+    parser.add_argument('--system-malloc', action='store_true',
+                        help='glibc\'s default allocation (freed large blocks go back to the system; see '
+                        'hint_plugin/utils/allocator.py)')
     parser.add_argument('--threads', type=int, help='torch CPU threads (default: PyTorch\'s)')
     parser.add_argument('--warmup', type=int, default=1)
     parser.add_argument('--repeat', type=int, default=5)
@@ -39,7 +42,7 @@ def main(argv=None):
              device=args.device, dtype=args.dtype, warmup=args.warmup, repeat=args.repeat, opt=args.opt,
              variant=args.variant, use_checkpoint=args.use_checkpoint or None,
              channels_last=False if args.no_channels_last else None, compile=args.compile, threads=args.threads,
-             profile=args.profile)
+             profile=args.profile, system_malloc=args.system_malloc)
         for mode in args.mode
     ]
     results = benchmark(specs)
