@@ -2,7 +2,8 @@
 
 A training step is forward + L1 loss + backward + AdamW step on random data; inference is one forward pass
 under ``torch.inference_mode``. Each measurement runs ``warmup`` untimed repetitions, then reports the median
-of ``repeat`` timed ones, and the process's peak resident memory (CPU) or the peak CUDA allocation (GPU).
+of ``repeat`` timed ones (and the fastest, the better estimate on a machine whose cores are shared), and the
+process's peak resident memory (CPU) or the peak CUDA allocation (GPU).
 With ``profile``, one more step runs under ``torch.profiler`` and the result gains the operators that took the
 most time (self time, summed per operator) and the share of the convolutions (forward and backward).
 """
@@ -96,7 +97,7 @@ def _measure(spec):
         _synchronize(device)
         if i >= spec['warmup']:
             times.append(time.perf_counter() - start)
-    result = dict(spec, median_s=statistics.median(times), times_s=times)
+    result = dict(spec, median_s=statistics.median(times), min_s=min(times), times_s=times)
     if spec.get('profile'):
         result['top_ops'], result['convolution_share'], result['profiled_s'] = _profile(step, device, spec['profile'])
     if device.type == 'cuda':
@@ -136,12 +137,12 @@ def profile_lines(result):
 
 def table(results):
     """A Markdown table of :func:`benchmark` results."""
-    lines = ['| mode | size | batch | device | dtype | variant | ckpt | ch-last | compile | freed kept | median s | peak GB |',
-             '|---|---|---|---|---|---|---|---|---|---|---|---|']
+    lines = ['| mode | size | batch | device | dtype | variant | ckpt | ch-last | compile | freed kept | median s | min s | peak GB |',
+             '|---|---|---|---|---|---|---|---|---|---|---|---|---|']
     for r in results:
         peak = r.get('peak_cuda_gb', r.get('peak_rss_gb'))
         lines.append(f"| {r['mode']} | {r['size'][0]}x{r['size'][1]} | {r['batch']} | {r['device']} | {r['dtype']} | "
                      f"{r.get('variant') or 'yaml'} | {bool(r.get('use_checkpoint'))} | "
                      f"{r.get('channels_last', True) is not False} | {bool(r.get('compile'))} | {r['retain_freed_memory']} | "
-                     f"{r['median_s']:.3f} | {peak:.2f} |")
+                     f"{r['median_s']:.3f} | {r['min_s']:.3f} | {peak:.2f} |")
     return '\n'.join(lines)

@@ -8,6 +8,7 @@ from basicsr.archs import build_network
 from conftest import FIXTURES, TINY_CONFIG
 from hint_plugin.archs.hint_arch import HINT
 from hint_plugin.archs.hmha_arch import HMHA, channel_correlation
+from hint_plugin.archs.layers import GatedDconvFeedForward
 from hint_plugin.archs.qkcu_arch import QKCU
 
 
@@ -182,6 +183,22 @@ def test_activation_checkpointing_gives_the_same_gradients(tiny_config, variant)
         assert (a.grad is None) == (b.grad is None), name
         if a.grad is not None:
             assert torch.allclose(a.grad, b.grad, atol=1e-6), name
+
+
+def test_whole_block_checkpointing_does_not_recompute_the_stretches_inside_again(tiny_config, monkeypatch):
+    calls = []
+    gate = GatedDconvFeedForward._gate
+    monkeypatch.setattr(GatedDconvFeedForward, '_gate', lambda self, *inputs: calls.append(1) or gate(self, *inputs))
+    x = torch.rand(1, 3, 16, 16)
+    counts = {}
+    for use_checkpoint in (False, True):
+        calls.clear()
+        net = HINT(**tiny_config, use_checkpoint=use_checkpoint)
+        blocks = sum(isinstance(m, GatedDconvFeedForward) for m in net.modules())
+        net(x).mean().backward()
+        counts[use_checkpoint] = len(calls) / blocks
+    # forward + one recomputation in backward: by the stretch itself, or by the whole block's checkpoint
+    assert counts == {False: 2, True: 2}
 
 
 def test_channel_correlation_is_torch_corrcoef_per_image():

@@ -20,7 +20,7 @@ from torch.utils.checkpoint import checkpoint
 
 from hint_plugin.archs.hmha_arch import HMHA
 from hint_plugin.archs.layers import (LAYER_NORM_TYPES, ChannelLayerNorm, Downsample, GatedDconvFeedForward,
-                                      PatchEmbed, Upsample)
+                                      PatchEmbed, RecomputesStretches, Upsample)
 from hint_plugin.archs.qkcu_arch import DEFAULT_CACHE_MOMENTUM, DEFAULT_HEAD_RATIOS, get_variant, head_sizes
 from hint_plugin.utils.tiling import pad_to_multiple
 from hint_plugin.utils.validation import check_bool, check_int, check_int_list
@@ -147,6 +147,10 @@ class HINT(nn.Module):
         if dual_pixel_task:
             self.skip_conv = nn.Conv2d(dim, dim * 2, kernel_size=1, bias=bias)
         self.output = nn.Conv2d(dim * 2, out_channels, kernel_size=3, padding=1, bias=bias)
+        if use_checkpoint:  # whole blocks are recomputed in the backward pass: no need to recompute within them
+            for module in self.modules():
+                if isinstance(module, RecomputesStretches):
+                    module.recompute_stretches = False
 
     def _run(self, blocks, x, cache):
         for block in blocks:

@@ -9,7 +9,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
-from hint_plugin.archs.layers import recompute_in_backward
+from hint_plugin.archs.layers import RecomputesStretches
 from hint_plugin.archs.qkcu_arch import (DEFAULT_CACHE_MOMENTUM, DEFAULT_HEAD_RATIOS, QKCU, permute_channels,
                                          batch_statistic)
 
@@ -50,7 +50,7 @@ def channel_order(tokens, rule):
 
 
 @ARCH_REGISTRY.register()
-class HMHA(QKCU):
+class HMHA(RecomputesStretches, QKCU):
     """Hierarchical Multi-Head Attention with Query-Key Cache Updating: ``(B, C, H, W) -> (B, C, H, W)``.
 
     It extends :class:`QKCU` rather than holding one so that the cache layers keep the flat names of the
@@ -88,7 +88,7 @@ class HMHA(QKCU):
 
     def forward(self, x, cache=None):
         b, c, h, w = x.shape
-        q, k, v, order = recompute_in_backward(self._sorted_tokens, self.qkv(x))
+        q, k, v, order = self.recompute(self._sorted_tokens, self.qkv(x))
         maps = [
             ((q_i.transpose(1, 2) @ k_i) * self.temperature[i]).softmax(dim=-1)
             for i, (q_i, k_i) in enumerate(zip(q.split(self.head_channels, -1), k.split(self.head_channels, -1)))

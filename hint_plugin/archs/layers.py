@@ -22,6 +22,20 @@ def recompute_in_backward(function, *inputs):
     return checkpoint(function, *inputs, use_reentrant=False, preserve_rng_state=False)
 
 
+class RecomputesStretches:
+    """Mixin for modules that recompute their cheap stretches in the backward pass (:func:`recompute_in_backward`).
+
+    ``recompute_stretches`` is switched off (by HINT's ``use_checkpoint``) when a checkpoint of the whole block
+    recomputes them anyway: otherwise they would be computed three times per step instead of two.
+    """
+    recompute_stretches = True
+
+    def recompute(self, function, *inputs):
+        if not self.recompute_stretches:
+            return function(*inputs)
+        return recompute_in_backward(function, *inputs)
+
+
 class _ChannelNormWithBias(nn.Module):
     """``(x - mean) / sqrt(var + eps) * weight + bias`` over the channel axis of ``(B, C, H, W)``.
 
@@ -72,7 +86,7 @@ class ChannelLayerNorm(nn.Module):
         return self.body(x)
 
 
-class GatedDconvFeedForward(nn.Module):
+class GatedDconvFeedForward(RecomputesStretches, nn.Module):
     """Gated-Dconv FFN: 1x1 conv to ``2*hidden``, 3x3 depthwise conv, ``gelu(x1) * x2``, 1x1 conv back.
 
     ``(B, C, H, W) -> (B, C, H, W)`` with ``hidden = int(C * expansion_factor)``.
@@ -103,7 +117,7 @@ class GatedDconvFeedForward(nn.Module):
 
     def forward(self, x):
         x1, x2 = (self._half(self.project_in, x, half) for half in (0, 1))
-        return self.project_out(recompute_in_backward(self._gate, x1, x2))
+        return self.project_out(self.recompute(self._gate, x1, x2))
 
 
 class PatchEmbed(nn.Module):

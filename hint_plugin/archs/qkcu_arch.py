@@ -16,7 +16,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
-from hint_plugin.archs.layers import recompute_in_backward
+from hint_plugin.archs.layers import RecomputesStretches
 
 DEFAULT_HEAD_RATIOS = (1, 2, 2, 3)
 DEFAULT_CACHE_MOMENTUM = 0.9
@@ -81,7 +81,7 @@ def channel_mix(conv, x, channel_dim):
     return out if conv.bias is None else out + conv.bias.unsqueeze(-1)
 
 
-class IntraCacheModulation(nn.Module):
+class IntraCacheModulation(RecomputesStretches, nn.Module):
     """Intra-layer cache gate over tokens ``(B, N, C)``: ``up(down(gelu(gatingConv(s)) * s))``, ``s = out + qk``."""
 
     def __init__(self, channels):
@@ -94,7 +94,7 @@ class IntraCacheModulation(nn.Module):
         return F.gelu(channel_mix(self.gatingConv, s, -1)) * s
 
     def forward(self, out, qk_cache):
-        gated = recompute_in_backward(self._gate, out + qk_cache)
+        gated = self.recompute(self._gate, out + qk_cache)
         return channel_mix(self.up, channel_mix(self.down, gated, -1), -1)
 
 
