@@ -137,12 +137,14 @@ def profile_lines(result):
 
 def table(results):
     """A Markdown table of :func:`benchmark` results."""
-    lines = ['| mode | size | batch | device | dtype | variant | ckpt | ch-last | compile | freed kept | median s | min s | peak GB |',
-             '|---|---|---|---|---|---|---|---|---|---|---|---|---|']
+    columns = ['mode', 'size', 'batch', 'device', 'dtype', 'variant', 'ckpt', 'ch-last', 'compile', 'freed kept',
+               'median s', 'min s', 'peak GB']
+    lines = ['| ' + ' | '.join(columns) + ' |', '|' + '---|' * len(columns)]
     for r in results:
         peak = r.get('peak_cuda_gb', r.get('peak_rss_gb'))
         lines.append(f"| {r['mode']} | {r['size'][0]}x{r['size'][1]} | {r['batch']} | {r['device']} | {r['dtype']} | "
                      f"{r.get('variant') or 'yaml'} | {bool(r.get('use_checkpoint'))} | "
-                     f"{r.get('channels_last', True) is not False} | {bool(r.get('compile'))} | {r['retain_freed_memory']} | "
+                     f"{r.get('channels_last', True) is not False} | {bool(r.get('compile'))} | "
+                     f"{r['retain_freed_memory']} | "
                      f"{r['median_s']:.3f} | {r['min_s']:.3f} | {peak:.2f} |")
     return '\n'.join(lines)
