@@ -6,13 +6,24 @@ of ``repeat`` timed ones (and the fastest, the better estimate on a machine whos
 process's peak resident memory (CPU) or the peak CUDA allocation (GPU).
 With ``profile``, one more step runs under ``torch.profiler`` and the result gains the operators that took the
 most time (self time, summed per operator) and the share of the convolutions (forward and backward).
+
+With ``source`` (a directory holding another version of this package, e.g. :func:`export_revision`'s), the
+network is that version's ``HINT``: the measurement then runs in a fresh interpreter with that directory first
+on its path, so the same timing code compares two implementations on the same machine in the same minute.
 """
+import importlib.util
+import json
 import multiprocessing
+import os
 import platform
 import resource
 import statistics
+import subprocess
+import sys
+import tarfile
 import time
 from contextlib import nullcontext
+from pathlib import Path
 
 import torch
 
@@ -37,11 +48,51 @@ def _profile(step, device, top):
     return ranked, convolution / total if total else 0.0, total
 
 
+def _load_by_path(name, path):
+    """Import the module file ``path`` as ``name`` without putting its package on the path."""
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
+
+
 def _build(spec):
+    if spec.get('source'):
+        return _build_from_source(spec)
     import hint_plugin  # noqa: F401  (spawned processes start bare)
     from hint_plugin.utils.options import network_from_options
     overrides = {key: spec[key] for key in ('variant', 'use_checkpoint', 'channels_last') if spec.get(key) is not None}
     return network_from_options(spec.get('opt'), **overrides)
+
+
+def _build_from_source(spec):
+    """``HINT`` of the package version first on the path (``spec['source']``), from ``opt``'s ``network_g``.
+
+    Only plain keyword arguments are passed (the YAML's ``network_g`` without ``type``, then the non-None
+    overrides), so any version of the package builds the same network.
+    """
+    import yaml
+    from hint_plugin.archs.hint_arch import HINT
+
+    network = {}
+    if spec.get('opt'):
+        with open(spec['opt'], encoding='utf-8') as file:
+            network = dict(yaml.safe_load(file)['network_g'])
+        network.pop('type', None)
+    network.update({key: spec[key] for key in ('variant', 'use_checkpoint', 'channels_last')
+                    if spec.get(key) is not None})
+    return HINT(**network)
+
+
+def _retain_freed_memory(spec):
+    """:func:`hint_plugin.utils.allocator.retain_freed_memory` of this version, unless ``system_malloc``.
+
+    Loaded by file path so that it applies in the same way when another version of the package is measured.
+    """
+    if spec.get('system_malloc'):
+        return False
+    allocator = _load_by_path('_hint_benchmark_allocator', Path(__file__).parent / 'utils' / 'allocator.py')
+    return allocator.retain_freed_memory()
 
 
 def _synchronize(device):
@@ -51,8 +102,7 @@ def _synchronize(device):
 
 def _measure(spec):
     """Run one measurement described by ``spec`` (a dict, see :func:`benchmark`) in this process."""
-    from hint_plugin.utils.allocator import retain_freed_memory
-    spec = dict(spec, retain_freed_memory=False if spec.get('system_malloc') else retain_freed_memory())
+    spec = dict(spec, retain_freed_memory=_retain_freed_memory(spec))
     torch.manual_seed(0)
     if spec.get('threads'):
         torch.set_num_threads(spec['threads'])
@@ -106,6 +156,8 @@ def _measure(spec):
     else:
         result['peak_rss_gb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
         result['device_name'] = platform.processor() or platform.machine()
+    if spec.get('source'):
+        result['network_file'] = sys.modules[type(net).__module__].__file__
     result['torch'] = torch.__version__
     result['threads'] = torch.get_num_threads()
     return result
@@ -117,14 +169,62 @@ def benchmark(specs):
     A spec: ``mode`` ('train' | 'infer'), ``size`` (H, W), ``batch``, ``device``, ``dtype`` ('fp32' | 'bf16' |
     'fp64'), ``warmup``, ``repeat``, and optionally ``opt`` (YAML with network_g), ``variant``,
     ``use_checkpoint``, ``channels_last``, ``compile``, ``threads``, ``profile`` (how many operators to list),
-    ``system_malloc`` (keep glibc's allocation defaults instead of :mod:`hint_plugin.utils.allocator`'s).
+    ``system_malloc`` (keep glibc's allocation defaults instead of :mod:`hint_plugin.utils.allocator`'s),
+    ``source`` (measure the ``HINT`` of the package version in that directory) and ``revision`` (its label).
     """
     context = multiprocessing.get_context('spawn')
     results = []
     for spec in specs:
+        if spec.get('source'):
+            results.append(_measure_source(spec))
+            continue
         with context.Pool(1) as pool:
             results.append(pool.apply(_measure, (spec, )))
     return results
+
+
+# run by _measure_source: this file loaded by path, so the child's ``hint_plugin`` is the one on PYTHONPATH
+_SOURCE_CHILD = """
+import importlib.util, json, sys
+module_spec = importlib.util.spec_from_file_location('_hint_benchmark', sys.argv[1])
+module = importlib.util.module_from_spec(module_spec)
+module_spec.loader.exec_module(module)
+print('BENCHMARK-RESULT ' + json.dumps(module._measure(json.loads(sys.argv[2]))))
+"""
+
+
+def _measure_source(spec):
+    """:func:`_measure` in a fresh interpreter whose ``hint_plugin`` is the one in ``spec['source']``."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [spec['source'], os.environ.get('PYTHONPATH')])))
+    child = subprocess.run([sys.executable, '-c', _SOURCE_CHILD, __file__, json.dumps(spec)], cwd=spec['source'],
+                           env=env, capture_output=True, text=True, check=False)
+    lines = [line for line in child.stdout.splitlines() if line.startswith('BENCHMARK-RESULT ')]
+    if child.returncode != 0 or not lines:
+        raise RuntimeError(f"measuring the network of {spec['source']} failed (exit code {child.returncode}):\n"
+                           f'{child.stderr[-3000:]}')
+    return json.loads(lines[-1].removeprefix('BENCHMARK-RESULT '))
+
+
+def export_revision(revision, directory, repo):
+    """Write the files of git ``revision`` of the repository at ``repo`` into ``directory``; returns its short hash.
+
+    ``git archive`` rather than a worktree: nothing to clean up in the repository, and it works in shallow clones
+    for the commits they hold.
+    """
+    def git(problem, *args):
+        result = subprocess.run(['git', '-C', str(repo), *args], capture_output=True, check=False)
+        if result.returncode != 0:
+            raise ValueError(f'{problem} (git {args[0]}: {result.stderr.decode().strip()})')
+        return result.stdout
+
+    commit = git(f'{revision!r} is not a commit of the repository at {repo}',
+                 'rev-parse', '--short', '--verify', f'{revision}^{{commit}}').decode().strip()
+    archive = Path(directory) / 'revision.tar'
+    archive.write_bytes(git(f'cannot export commit {commit}', 'archive', '--format=tar', commit))
+    with tarfile.open(archive) as tar:
+        tar.extractall(directory, filter='data')
+    archive.unlink()
+    return commit
 
 
 def profile_lines(result):
@@ -138,7 +238,7 @@ def profile_lines(result):
 def table(results):
     """A Markdown table of :func:`benchmark` results."""
     columns = ['mode', 'size', 'batch', 'device', 'dtype', 'variant', 'ckpt', 'ch-last', 'compile', 'freed kept',
-               'median s', 'min s', 'peak GB']
+               'median s', 'min s', 'peak GB', 'code']
     lines = ['| ' + ' | '.join(columns) + ' |', '|' + '---|' * len(columns)]
     for r in results:
         peak = r.get('peak_cuda_gb', r.get('peak_rss_gb'))
@@ -146,5 +246,5 @@ def table(results):
                      f"{r.get('variant') or 'yaml'} | {bool(r.get('use_checkpoint'))} | "
                      f"{r.get('channels_last', True) is not False} | {bool(r.get('compile'))} | "
                      f"{r['retain_freed_memory']} | "
-                     f"{r['median_s']:.3f} | {r['min_s']:.3f} | {peak:.2f} |")
+                     f"{r['median_s']:.3f} | {r['min_s']:.3f} | {peak:.2f} | {r.get('revision') or 'this tree'} |")
     return '\n'.join(lines)

@@ -1,7 +1,8 @@
-"""tools/benchmark.py on a tiny network: both modes, a table and JSON with the measured fields."""
+"""tools/benchmark.py on a tiny network: both modes, a table and JSON with the measured fields, another revision."""
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from conftest import REPO
 
@@ -27,3 +28,31 @@ def test_benchmark_cli_measures_train_and_infer(tmp_path):
         assert len(names) == 3 and all(name.startswith('aten::') for name in names)
         assert 0 < record['convolution_share'] < 1 and record['profiled_s'] > 0
     assert 'in convolutions (forward and backward)' in result.stdout
+
+
+def test_benchmark_measures_another_revision_with_the_same_code(tmp_path):
+    config = tmp_path / 'net.yml'
+    config.write_text('network_g: {type: HINT, dim: 8, num_blocks: [1, 1, 1, 1], num_refinement_blocks: 1}\n')
+    out_json = tmp_path / 'bench.json'
+    head = subprocess.run(['git', '-C', str(REPO), 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    result = subprocess.run(
+        [sys.executable, str(REPO / 'tools' / 'benchmark.py'), '--revision', 'HEAD', '--opt', str(config), '--mode',
+         'infer', '--infer-size', '16', '24', '--repeat', '1', '--threads', '1', '--json', str(out_json)],
+        capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.splitlines()[2].endswith(f'| {head} |')
+    record, = json.loads(out_json.read_text())
+    assert record['revision'] == head and record['size'] == [16, 24] and record['threads'] == 1
+    # the network came from the exported copy, not from this checkout, and the copy is gone afterwards
+    network_file = record['network_file']
+    assert 'hint-revision-' in network_file and not network_file.startswith(str(REPO))
+    assert network_file.endswith('hint_plugin/archs/hint_arch.py')
+    assert not Path(network_file).exists()
+
+
+def test_benchmark_names_an_unknown_revision():
+    result = subprocess.run([sys.executable, str(REPO / 'tools' / 'benchmark.py'), '--revision', 'no-such-commit'],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 2
+    assert "'no-such-commit' is not a commit of the repository" in result.stderr

@@ -3,15 +3,22 @@
     python tools/benchmark.py                                   # default HINT: train 128x128, infer 256x256
     python tools/benchmark.py --mode train --train-size 384 384 --use-checkpoint
     python tools/benchmark.py --device cuda --dtype bf16 --compile --json gpu.json
+    python tools/benchmark.py --revision 7b31ea6 --system-malloc   # the first, reference-structured port
+
+With ``--revision``, the network is that git revision's HINT (exported to a temporary folder), timed by this
+version's code: two implementations compared on the same machine.
 """
 import argparse
 import json
 import sys
+import tempfile
 from os import path as osp
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
 
-from hint_plugin.benchmark import DTYPES, benchmark, profile_lines, table  # noqa: E402
+from hint_plugin.benchmark import DTYPES, benchmark, export_revision, profile_lines, table  # noqa: E402
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def main(argv=None):
@@ -35,14 +42,27 @@ def main(argv=None):
     parser.add_argument('--repeat', type=int, default=5)
     parser.add_argument('--profile', type=int, default=0, metavar='N',
                         help='profile one more step and list the N operators that took the most time')
+    parser.add_argument('--revision', help='measure the HINT of this git revision of the repository instead of '
+                        'the working tree (e.g. 7b31ea6, the first port, which keeps the reference\'s structure)')
     parser.add_argument('--json', help='write the results to this file')
     args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix='hint-revision-') as source:
+        try:
+            revision = export_revision(args.revision, source, REPO) if args.revision else None
+        except ValueError as error:
+            parser.error(str(error))
+        run(args, source if revision else None, revision)
+
+
+def run(args, source, revision):
+    """Measure, print the table (and profiles), write the JSON; ``source`` holds ``revision``'s files or is None."""
     specs = [
         dict(mode=mode, size=args.train_size if mode == 'train' else args.infer_size, batch=args.batch,
-             device=args.device, dtype=args.dtype, warmup=args.warmup, repeat=args.repeat, opt=args.opt,
+             device=args.device, dtype=args.dtype, warmup=args.warmup, repeat=args.repeat,
+             opt=osp.abspath(args.opt) if args.opt else None,
              variant=args.variant, use_checkpoint=args.use_checkpoint or None,
              channels_last=False if args.no_channels_last else None, compile=args.compile, threads=args.threads,
-             profile=args.profile, system_malloc=args.system_malloc)
+             profile=args.profile, system_malloc=args.system_malloc, source=source, revision=revision)
         for mode in args.mode
     ]
     results = benchmark(specs)
