@@ -170,6 +170,27 @@ def test_refined_cache_is_alive_where_the_official_floor_division_kills_it():
     assert torch.allclose(refined_cache.sum(-1), torch.full((1, 16), 4.0), atol=0.01)
 
 
+
+@pytest.mark.parametrize('variant', ['official', 'refined'])
+def test_only_refined_undoes_the_channel_order_before_the_intra_cache(variant):
+    """QKCU's output written out from its definition: heads ``v_i A_i^T`` side by side, in sorted order; refined
+    moves them (and the q + k features) back to the original channel order before the intra-layer gate."""
+    torch.manual_seed(0)
+    qkcu = QKCU(16, variant=variant)
+    sizes = [2, 4, 4, 6]
+    maps = [torch.softmax(torch.randn(2, c, c), -1) for c in sizes]
+    values = [torch.randn(2, 5, c) for c in sizes]
+    qk_cache = torch.randn(2, 5, 16)
+    order = torch.stack([torch.randperm(16), torch.randperm(16)])
+    out, _ = qkcu(maps, values, qk_cache, None, order)
+
+    heads = torch.cat([v @ a.transpose(1, 2) for a, v in zip(maps, values)], dim=-1)
+    if variant == 'refined':
+        inverse = torch.argsort(order, dim=1)
+        heads = torch.stack([h[:, i] for h, i in zip(heads, inverse)])
+        qk_cache = torch.stack([t[:, i] for t, i in zip(qk_cache, inverse)])
+    assert torch.allclose(out, heads + qkcu.intra_modulator(heads, qk_cache), atol=1e-6)
+
 @pytest.mark.parametrize('variant', ['official', 'refined'])
 def test_activation_checkpointing_gives_the_same_gradients(tiny_config, variant):
     torch.manual_seed(0)

@@ -81,10 +81,13 @@ class HMHA(RecomputesStretches, QKCU):
         b, c3, h, w = qkv.shape
         # tokens (B, N, 3C): a free view when qkv is channels-last, which the whole attention then keeps
         tokens = self.qkv_dwconv(qkv).permute(0, 2, 3, 1).reshape(b, h * w, c3)
-        q, k, v = tokens.split(c3 // 3, dim=-1)
-        order = channel_order(q, self.rule)
-        q, k, v = (permute_channels(t, order) for t in (q, k, v))
-        return normalize_tokens(q), normalize_tokens(k), v, order
+        c = c3 // 3
+        order = channel_order(tokens[..., :c], self.rule)
+        # one gather re-orders q, k and v alike: on CPU several times faster than three gathers of strided thirds
+        tokens = permute_channels(tokens, torch.cat([order, order + c, order + 2 * c], dim=1))
+        q, k = normalize_tokens(tokens[..., :2 * c]).split(c, dim=-1)  # per channel, so q and k together
+        # v copied out so that the re-ordered q and k thirds are not held for the backward pass through it
+        return q, k, tokens[..., 2 * c:].contiguous(), order
 
     def forward(self, x, cache=None):
         b, c, h, w = x.shape
