@@ -194,9 +194,7 @@ class QKCU(nn.Module):
         maps = self.modulate_maps(maps, cache)
         out = torch.cat([v @ attn.transpose(1, 2) for attn, v in zip(maps, values)], dim=-1)
         if order is not None and self.rule.restore_order:
-            inverse, channels = torch.argsort(order, dim=1), out.shape[-1]
-            # one gather for both (on CPU faster than two): [out | qk_cache] re-indexed half by half
-            both = permute_channels(torch.cat([out, qk_cache], dim=-1), torch.cat([inverse, inverse + channels], 1))
-            out, qk_cache = both.split(channels, dim=-1)
+            inverse = torch.argsort(order, dim=1)
+            out, qk_cache = permute_channels(out, inverse), permute_channels(qk_cache, inverse)
         out = out + self.intra_modulator(out, qk_cache)
         return out, self.update_cache(maps, cache)
