@@ -56,13 +56,17 @@ def _load_by_path(name, path):
     return module
 
 
+def _network_overrides(spec):
+    """The ``network_g`` keys the spec sets (those left ``None`` keep the option file's or HINT's defaults)."""
+    return {key: spec[key] for key in ('variant', 'use_checkpoint', 'channels_last') if spec.get(key) is not None}
+
+
 def _build(spec):
     if spec.get('source'):
         return _build_from_source(spec)
     import hint_plugin  # noqa: F401  (spawned processes start bare)
     from hint_plugin.utils.options import network_from_options
-    overrides = {key: spec[key] for key in ('variant', 'use_checkpoint', 'channels_last') if spec.get(key) is not None}
-    return network_from_options(spec.get('opt'), **overrides)
+    return network_from_options(spec.get('opt'), **_network_overrides(spec))
 
 
 def _build_from_source(spec):
@@ -79,8 +83,7 @@ def _build_from_source(spec):
         with open(spec['opt'], encoding='utf-8') as file:
             network = dict(yaml.safe_load(file)['network_g'])
         network.pop('type', None)
-    network.update({key: spec[key] for key in ('variant', 'use_checkpoint', 'channels_last')
-                    if spec.get(key) is not None})
+    network.update(_network_overrides(spec))
     return HINT(**network)
 
 

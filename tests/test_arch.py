@@ -170,7 +170,6 @@ def test_refined_cache_is_alive_where_the_official_floor_division_kills_it():
     assert torch.allclose(refined_cache.sum(-1), torch.full((1, 16), 4.0), atol=0.01)
 
 
-
 @pytest.mark.parametrize('variant', ['official', 'refined'])
 def test_only_refined_undoes_the_channel_order_before_the_intra_cache(variant):
     """QKCU's output written out from its definition: heads ``v_i A_i^T`` side by side, in sorted order; refined
@@ -190,6 +189,7 @@ def test_only_refined_undoes_the_channel_order_before_the_intra_cache(variant):
         heads = torch.stack([h[:, i] for h, i in zip(heads, inverse)])
         qk_cache = torch.stack([t[:, i] for t, i in zip(qk_cache, inverse)])
     assert torch.allclose(out, heads + qkcu.intra_modulator(heads, qk_cache), atol=1e-6)
+
 
 @pytest.mark.parametrize('variant', ['official', 'refined'])
 def test_activation_checkpointing_gives_the_same_gradients(tiny_config, variant):

@@ -14,11 +14,10 @@ import sys
 import tempfile
 from os import path as osp
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, REPO)  # run from a checkout without installing
 
 from hint_plugin.benchmark import DTYPES, benchmark, export_revision, profile_lines, table  # noqa: E402
-
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def main(argv=None):
@@ -46,12 +45,14 @@ def main(argv=None):
                         'the working tree (e.g. 7b31ea6, the first port, which keeps the reference\'s structure)')
     parser.add_argument('--json', help='write the results to this file')
     args = parser.parse_args(argv)
+    if not args.revision:
+        return run(args, None, None)
     with tempfile.TemporaryDirectory(prefix='hint-revision-') as source:
         try:
-            revision = export_revision(args.revision, source, REPO) if args.revision else None
+            revision = export_revision(args.revision, source, REPO)
         except ValueError as error:
             parser.error(str(error))
-        run(args, source if revision else None, revision)
+        return run(args, source, revision)
 
 
 def run(args, source, revision):
