@@ -118,10 +118,34 @@ class InterCacheModulation(nn.Module):
         return attn + m * F.gelu(channel_mix(self.gatingConv, m, 1))
 
 
-def permute_channels(tokens, order):
-    """Re-index the channel (last) axis of tokens ``(B, N, C)`` by ``order`` of shape ``(1 or B, C)``."""
+def _gather_channels(tokens, order):
     index = order.unsqueeze(1).expand(tokens.shape[0], tokens.shape[1], -1)
     return torch.gather(tokens, -1, index)
+
+
+class _ChannelPermutation(torch.autograd.Function):
+    """:func:`permute_channels` with the inverse permutation as its backward pass.
+
+    ``torch.gather``'s own backward zero-fills a gradient and scatter-adds into it, and keeps the whole input
+    alive for its shape; a permutation's gradient is simply the gather by the inverse order.
+    """
+
+    @staticmethod
+    def forward(ctx, tokens, order):
+        ctx.save_for_backward(order)
+        return _gather_channels(tokens, order)
+
+    @staticmethod
+    def backward(ctx, grad):
+        order, = ctx.saved_tensors
+        return _gather_channels(grad, torch.argsort(order, dim=1)), None
+
+
+def permute_channels(tokens, order):
+    """Re-index the channel (last) axis of tokens ``(B, N, C)`` by the permutation ``order`` ``(1 or B, C)``."""
+    if torch.is_grad_enabled() and tokens.requires_grad:
+        return _ChannelPermutation.apply(tokens, order)
+    return _gather_channels(tokens, order)
 
 
 @ARCH_REGISTRY.register()
