@@ -14,7 +14,7 @@ LAYER_NORM_TYPES = ('WithBias', 'BiasFree')
 def recompute_in_backward(function, *inputs):
     """``function(*inputs)``, keeping only its inputs for the backward pass while gradients are recorded.
 
-    For cheap, memory-hungry stretches (depthwise convolutions, gates, gathers): their intermediate tensors are
+    For cheap, memory-hungry stretches (depthwise convolutions and gates): their intermediate tensors are
     recomputed during backward instead of being held, which lowers training memory for a few percent of time.
     """
     if not torch.is_grad_enabled():
