@@ -331,6 +331,8 @@ def check_onnx(path, net, sizes=DEFAULT_CHECK_SIZES, batch=None, atol=DEFAULT_TO
 
 # --------------------------------------------------------------------------------------------- command line
 def build_parser():
+    from hint_plugin.inference import add_network_arguments
+
     parser = argparse.ArgumentParser(
         prog='tools/export_onnx.py', allow_abbrev=False,
         description='Export HINT (or another BasicSR network) to ONNX with dynamic height and width, then check '
@@ -339,15 +341,7 @@ def build_parser():
                '0 exported and matching, 1 exported but not matching PyTorch, 2 bad arguments, options, '
                'checkpoint or missing packages. Example: tools/export_onnx.py --opt '
                'options/test/HINT_GaussianColorDenoising_Blind.yml --output hint.onnx --check 37 45 --check 64 80')
-    model = parser.add_argument_group('network and checkpoint (--opt, or --weights [--config])')
-    model.add_argument('--opt', '-opt', metavar='TEST_YAML',
-                       help='BasicSR test options: network_g, path.pretrain_network_g, path.param_key_g')
-    model.add_argument('--weights', metavar='CKPT', help='checkpoint (overrides path.pretrain_network_g of --opt)')
-    model.add_argument('--config', metavar='NETWORK_YAML',
-                       help='any option file whose network_g describes the network (default: HINT())')
-    model.add_argument('--param-key', metavar='KEY',
-                       help='checkpoint key: default path.param_key_g of --opt, else params_ema (falling back to '
-                            'params, then a bare state_dict)')
+    add_network_arguments(parser)
     parser.add_argument('--output', '-o', required=True, metavar='ONNX', help='the .onnx file to write')
     parser.add_argument('--opset', type=int, default=DEFAULT_OPSET,
                         help=f'ONNX opset (default {DEFAULT_OPSET}; dynamo {OPSETS["dynamo"][0]}-'

@@ -385,6 +385,22 @@ def _integer(minimum, maximum=None):
     return parse
 
 
+def add_network_arguments(parser, opt_keys='network_g, path.pretrain_network_g, path.param_key_g'):
+    """The ``--opt``/``--weights``/``--config``/``--param-key`` group that :func:`resolve_setup` takes.
+
+    Shared by the command lines that load a network and its checkpoint (inference, ONNX export); ``opt_keys``
+    names the keys of ``--opt`` the command reads.
+    """
+    model = parser.add_argument_group('network and checkpoint (--opt, or --weights [--config])')
+    model.add_argument('--opt', '-opt', metavar='TEST_YAML', help=f'BasicSR test options: {opt_keys}')
+    model.add_argument('--weights', metavar='CKPT', help='checkpoint (overrides path.pretrain_network_g of --opt)')
+    model.add_argument('--config', metavar='NETWORK_YAML',
+                       help='any option file whose network_g describes the network (default: HINT())')
+    model.add_argument('--param-key', metavar='KEY',
+                       help='checkpoint key: default path.param_key_g of --opt, else params_ema (falling back to '
+                            'params, then a bare state_dict)')
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog='tools/inference.py', allow_abbrev=False,
@@ -399,15 +415,7 @@ def build_parser():
                         help='image files, folders (their images) or quoted glob patterns ("photos/**/*.png")')
     parser.add_argument('-o', '--output', required=True, metavar='OUTPUT_DIR',
                         help='folder for the restored images, <stem><suffix><ext> (created if missing)')
-    model = parser.add_argument_group('network and checkpoint (--opt, or --weights [--config])')
-    model.add_argument('--opt', '-opt', metavar='TEST_YAML',
-                       help='BasicSR test options: network_g, path.pretrain_network_g, path.param_key_g, val.tile')
-    model.add_argument('--weights', metavar='CKPT', help='checkpoint (overrides path.pretrain_network_g of --opt)')
-    model.add_argument('--config', metavar='NETWORK_YAML',
-                       help='any option file whose network_g describes the network (default: HINT())')
-    model.add_argument('--param-key', metavar='KEY',
-                       help='checkpoint key: default path.param_key_g of --opt, else params_ema (falling back to '
-                            'params, then a bare state_dict)')
+    add_network_arguments(parser, opt_keys='network_g, path.pretrain_network_g, path.param_key_g, val.tile')
     tiling = parser.add_argument_group('tiling')
     tiling.add_argument('--tile', type=_integer(0), metavar='SIZE',
                         help='restore in overlapping tiles of SIZE px, blended (default: val.tile.size of --opt, '

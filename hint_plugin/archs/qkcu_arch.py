@@ -119,6 +119,7 @@ class InterCacheModulation(nn.Module):
 
 
 def _gather_channels(tokens, order):
+    """``tokens[b, n, order[b, i]]`` for ``(B, N, C)`` tokens and an order ``(1 or B, C)``, by one gather."""
     index = order.unsqueeze(1).expand(tokens.shape[0], tokens.shape[1], -1)
     return torch.gather(tokens, -1, index)
 
