@@ -149,7 +149,8 @@ def test_unpaired_images_are_refused_by_name_and_nothing_is_written(tmp_path):
     build(tmp_path / 'data', CASES['lolv2-real'])
     write_image(tmp_path / 'data' / 'Low' / 'low00007.png')
     write_image(tmp_path / 'data' / 'Normal' / 'normal00009.png')
-    with pytest.raises(DatasetLayoutError, match=r'unpaired images: lq without gt: 1 file .*; gt without lq: 1 file') as err:
+    unpaired = r'unpaired images: lq without gt: 1 file .*; gt without lq: 1 file'
+    with pytest.raises(DatasetLayoutError, match=unpaired) as err:
         create(tmp_path / 'data', tmp_path / 'out')
     assert 'low00007.png' in str(err.value) and 'normal00009.png' in str(err.value)
     assert not (tmp_path / 'out').exists()

@@ -52,7 +52,8 @@ KNOWN_SCHEDULERS = ('CosineAnnealingRestartCyclicLR', 'MultiStepLR', 'MultiStepR
 # Metrics that need no ground truth (BasicSR's SRModel applies every metric of val.metrics to every set of a file).
 NO_REFERENCE_METRICS = ('calculate_niqe', )
 LQ_ONLY_DATASETS = ('SingleImageDataset', )  # datasets that return no gt
-PAIRED_DATASETS = ('PairedImageDataset', 'CheckedPairedImageDataset')  # datasets that read both dataroot_lq and dataroot_gt
+# datasets that read both dataroot_lq and dataroot_gt
+PAIRED_DATASETS = ('PairedImageDataset', 'CheckedPairedImageDataset')
 NOISE_DATASETS = ('GaussianNoiseDataset', )  # clean images in, noise added on the fly
 NUMBER_AS_STRING = re.compile(r'^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$|^[-+]?\d*\.\d+$|^[-+]?\d+$')
 

@@ -112,7 +112,8 @@ def test_pair_of_different_sizes_names_both_images_and_sizes(tmp_path, backend, 
     item_of(dataset, 'a')
     with pytest.raises(PairedDataError) as error:
         item_of(dataset, 'b')
-    assert str(error.value) == f'the {names[0]} is 16x16 but the {names[1]} is 20x16; expected gt = lq in height and width'
+    assert str(error.value) == (f'the {names[0]} is 16x16 but the {names[1]} is 20x16; '
+                                'expected gt = lq in height and width')
 
 
 def test_validation_keeps_basicsr_crop_of_a_super_resolution_gt(tmp_path):

@@ -5,9 +5,10 @@ SRModel already does validation with ``METRIC_REGISTRY`` metrics, best-metric tr
 optimizer, the cyclic cosine schedule, the FFT loss, mixup, progressive patch/batch sizes, gradient clipping,
 padded and tiled testing, ``weights_only`` loading, DDP on CPU (gloo) with the unused parameters of the
 official variant, and two speed options for the training forward pass: ``train.amp: bf16`` (autocast to
-bfloat16) and ``train.compile`` (``torch.compile``). And robustness: ``network_g`` is checked before anything is built, a non-finite loss stops
-training (or skips the step with ``train.skip_nonfinite: true``), no non-finite weights are saved, saves are
-atomic, and a resumed run continues exactly where the saved one was (see :class:`HINTModel`).
+bfloat16) and ``train.compile`` (``torch.compile``). And robustness: ``network_g`` is checked before anything
+is built, a non-finite loss stops training (or skips the step with ``train.skip_nonfinite: true``), no
+non-finite weights are saved, saves are atomic, and a resumed run continues exactly where the saved one was
+(see :class:`HINTModel`).
 """
 import bisect
 import contextlib
@@ -224,7 +225,8 @@ class HINTModel(SRModel):
         nets = net if isinstance(net, list) else [net]
         keys = param_key if isinstance(param_key, list) else [param_key]
         checkpoint = {
-            key: {name.removeprefix('module.'): value.cpu() for name, value in self.get_bare_model(n).state_dict().items()}
+            key: {name.removeprefix('module.'): value.cpu()
+                  for name, value in self.get_bare_model(n).state_dict().items()}
             for n, key in zip(nets, keys)
         }
         label = 'latest' if current_iter == -1 else current_iter
