@@ -90,12 +90,12 @@ class IntraCacheModulation(RecomputesStretches, nn.Module):
         self.up = nn.Conv1d(channels // 2, channels, kernel_size=1)
         self.gatingConv = nn.Conv1d(channels, channels, kernel_size=1)
 
-    def _gate(self, s):
-        return F.gelu(channel_mix(self.gatingConv, s, -1)) * s
+    def _modulation(self, s):
+        gated = F.gelu(channel_mix(self.gatingConv, s, -1)) * s
+        return channel_mix(self.up, channel_mix(self.down, gated, -1), -1)
 
     def forward(self, out, qk_cache):
-        gated = self.recompute(self._gate, out + qk_cache)
-        return channel_mix(self.up, channel_mix(self.down, gated, -1), -1)
+        return self.recompute(self._modulation, out + qk_cache)
 
 
 class InterCacheModulation(nn.Module):
