@@ -55,6 +55,8 @@ class _TokenNormalization(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
+        if torch.is_grad_enabled():  # create_graph=True: the saved norms are constants, so it would be wrong
+            raise RuntimeError('HINT\'s token normalisation has no second derivative (backward with create_graph=True)')
         out, norm, unclamped = ctx.saved_tensors
         projection = (grad * out).sum(dim=1, keepdim=True) * unclamped
         return (grad - out * projection) / norm, None
