@@ -6,7 +6,7 @@ import torch
 import hint_plugin  # noqa: F401  (registers HINT and friends)
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURES = REPO.parent / 'shared' / 'fixtures'
+FIXTURES = REPO / 'tests' / 'fixtures'  # copies of the shared reference material (see its README)
 
 torch.set_num_threads(1)  # tiny networks: threads only add overhead
 
@@ -21,7 +21,9 @@ def tiny_config():
 
 @pytest.fixture(scope='session')
 def reference_fixture():
-    path = FIXTURES / 'hint_reference_small.pt'
-    if not path.exists():
-        pytest.fail(f'missing {path}: the shared fixtures must sit beside the repository (../shared)')
-    return torch.load(path, weights_only=True)
+    return torch.load(FIXTURES / 'hint_reference_small.pt', weights_only=True)
+
+
+@pytest.fixture(scope='session')
+def reference_sequence():
+    return torch.load(FIXTURES / 'hint_reference_sequence_small.pt', weights_only=True)

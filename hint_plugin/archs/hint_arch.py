@@ -8,8 +8,9 @@ Data flow for an image ``(B, C_in, H, W)`` (padded to a multiple of 8, cropped b
     up3_2 + skip 2 -> reduce_chan_level2 -> decoder_level2 (2dim)
     up2_1 + skip 1 (concatenated, 2dim)  -> decoder_level1 (2dim) -> refinement (2dim) -> output conv + input
 
-The QKCU inter-layer cache is threaded explicitly through every attention block of one forward call and
-never stored on a module, so two calls with the same input give the same output.
+The QKCU inter-layer cache is threaded explicitly through every attention block of one forward call. What the
+first attention block starts from is ``cache_init``: nothing, zeros (both stateless) or, as the authors' code
+does, the previous call's final cache kept on the module (``carry``; ``reset_cache()`` forgets it).
 """
 from numbers import Real
 
@@ -21,7 +22,8 @@ from torch.utils.checkpoint import checkpoint
 from hint_plugin.archs.hmha_arch import HMHA
 from hint_plugin.archs.layers import (LAYER_NORM_TYPES, ChannelLayerNorm, Downsample, GatedDconvFeedForward,
                                       PatchEmbed, RecomputesStretches, Upsample)
-from hint_plugin.archs.qkcu_arch import DEFAULT_CACHE_MOMENTUM, DEFAULT_HEAD_RATIOS, get_variant, head_sizes
+from hint_plugin.archs.qkcu_arch import (DEFAULT_CACHE_MOMENTUM, DEFAULT_HEAD_RATIOS, CarriesCache, head_sizes,
+                                         resolve_cache_options)
 from hint_plugin.utils.tiling import pad_to_multiple
 from hint_plugin.utils.validation import check_bool, check_int, check_int_list
 
@@ -52,7 +54,7 @@ class TransformerBlock(nn.Module):
 
 
 @ARCH_REGISTRY.register()
-class HINT(nn.Module):
+class HINT(CarriesCache, nn.Module):
     """HINT image restoration network.
 
     The keywords are those of the reference option files' ``network_g`` so their YAML works unchanged.
@@ -75,21 +77,29 @@ class HINT(nn.Module):
             update, uses per-image statistics and restores the channel order (see ``VariantRule``).
         head_ratios (sequence of int): relative head sizes, 1:2:2:3.
         cache_momentum (float): inter-layer cache momentum, 0.9.
+        cache_rounding (str): ``official`` only: how the cache update's ``resize(A_i) * C_i // C`` rounds,
+            ``'trunc'`` (default; torch 1.12, where the released checkpoints were trained) or ``'floor'`` (the
+            authors' code on torch >= 1.13).
+        cache_init (str): what the first attention block of a call starts from: ``'carry'`` (the previous
+            call's final cache, batch-averaged and detached, exactly as the authors' code), ``'zeros'``
+            (stateless; equals ``carry`` whenever the carried cache is all zeros) or ``'none'`` (no cache: that
+            block's inter-layer modulators are skipped). Default: ``'zeros'`` for official, ``'none'`` for
+            refined (which refuses ``carry``: it would couple images across calls).
         use_checkpoint (bool): activation checkpointing of every block while training (less memory, more time).
         channels_last (bool): run the features in channels-last memory (faster convolutions and a copy-free
             LayerNorm and attention on CPU); the output is the same function either way.
 
     Note:
-        In the first attention block (``latent.0``) no inter-layer cache exists yet, so its
-        ``inter_modulator*`` layers never take part in the forward pass and get no gradient. They are kept
-        so that released checkpoints load with ``strict=True``; training under DDP therefore needs
-        ``find_unused_parameters`` (``HINTModel`` sets it).
+        Without a starting cache (``cache_init: none``, and the first call under ``carry``) the first attention
+        block's ``inter_modulator*`` layers take no part in the forward pass and get no gradient; DDP then
+        needs ``find_unused_parameters`` (:attr:`has_unused_parameters`, which ``HINTModel`` reads).
     """
 
     def __init__(self, inp_channels=3, out_channels=3, dim=48, num_blocks=(4, 6, 6, 8), num_refinement_blocks=4,
                  heads=(1, 2, 4, 8), ffn_expansion_factor=2.66, bias=False, LayerNorm_type='WithBias',
                  dual_pixel_task=False, variant='official', head_ratios=DEFAULT_HEAD_RATIOS,
-                 cache_momentum=DEFAULT_CACHE_MOMENTUM, use_checkpoint=False, channels_last=True):
+                 cache_momentum=DEFAULT_CACHE_MOMENTUM, cache_rounding=None, cache_init=None, use_checkpoint=False,
+                 channels_last=True):
         super().__init__()
         check_int('inp_channels', inp_channels, 1)
         check_int('out_channels', out_channels, 1)
@@ -109,7 +119,7 @@ class HINT(nn.Module):
             check_bool(name, value)
         if LayerNorm_type not in LAYER_NORM_TYPES:
             raise ValueError(f'LayerNorm_type must be one of {LAYER_NORM_TYPES}, got {LayerNorm_type!r}')
-        get_variant(variant)
+        cache_rounding, self.cache_init = resolve_cache_options(variant, cache_rounding, cache_init)
         for width in (2 * dim, 4 * dim, 8 * dim):
             head_sizes(width, head_ratios)
         if not dual_pixel_task and inp_channels != out_channels:
@@ -117,6 +127,7 @@ class HINT(nn.Module):
                              'image is added to the output (unless dual_pixel_task)')
 
         self.inp_channels = inp_channels
+        self.dim = dim
         self.dual_pixel_task = dual_pixel_task
         self.use_checkpoint = use_checkpoint
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -125,7 +136,8 @@ class HINT(nn.Module):
             return nn.ModuleList(
                 TransformerBlock(
                     width, ffn_expansion_factor, bias, LayerNorm_type, attention, head_ratios=head_ratios,
-                    cache_momentum=cache_momentum, variant=variant) for _ in range(count))
+                    cache_momentum=cache_momentum, variant=variant, cache_rounding=cache_rounding,
+                    cache_init='none') for _ in range(count))
 
         self.patch_embed = PatchEmbed(inp_channels, dim)
         self.encoder_level1 = level(dim, num_blocks[0], attention=False)
@@ -152,6 +164,15 @@ class HINT(nn.Module):
                 if isinstance(module, RecomputesStretches):
                     module.recompute_stretches = False
 
+    @property
+    def has_unused_parameters(self):
+        """Whether some parameters can get no gradient in a training step (then DDP needs find_unused_parameters).
+
+        Only ``zeros`` gives every attention block a cache on every call; ``none`` never gives the first one a
+        cache, ``carry`` not on the first call.
+        """
+        return self.cache_init != 'zeros'
+
     def _run(self, blocks, x, cache):
         for block in blocks:
             if self.use_checkpoint and self.training and torch.is_grad_enabled():
@@ -171,7 +192,8 @@ class HINT(nn.Module):
         enc1, _ = self._run(self.encoder_level1, embedded, None)
         enc2, _ = self._run(self.encoder_level2, self.down1_2(enc1), None)
         enc3, _ = self._run(self.encoder_level3, self.down2_3(enc2), None)
-        latent, cache = self._run(self.latent, self.down3_4(enc3), None)
+        # the carried cache has the last attention level's width (2 dim); each block pools it to its own
+        latent, cache = self._run(self.latent, self.down3_4(enc3), self.start_cache(image, 2 * self.dim))
 
         dec3 = self.reduce_chan_level3(torch.cat([self.up4_3(latent), enc3], dim=1))
         dec3, cache = self._run(self.decoder_level3, dec3, cache)
@@ -179,7 +201,8 @@ class HINT(nn.Module):
         dec2, cache = self._run(self.decoder_level2, dec2, cache)
         dec1 = torch.cat([self.up2_1(dec2), enc1], dim=1)
         dec1, cache = self._run(self.decoder_level1, dec1, cache)
-        refined, _ = self._run(self.refinement, dec1, cache)
+        refined, cache = self._run(self.refinement, dec1, cache)
+        self.keep_cache(cache)
 
         if self.dual_pixel_task:
             out = self.output(refined + self.skip_conv(embedded))

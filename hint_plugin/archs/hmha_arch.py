@@ -9,8 +9,8 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
-from hint_plugin.archs.qkcu_arch import (DEFAULT_CACHE_MOMENTUM, DEFAULT_HEAD_RATIOS, QKCU, permute_channels,
-                                         batch_statistic)
+from hint_plugin.archs.qkcu_arch import (DEFAULT_CACHE_MOMENTUM, DEFAULT_HEAD_RATIOS, QKCU, CarriesCache,
+                                         batch_statistic, permute_channels, resolve_cache_options)
 
 
 def channel_correlation(tokens):
@@ -81,7 +81,7 @@ def channel_order(tokens, rule):
 
 
 @ARCH_REGISTRY.register()
-class HMHA(QKCU):
+class HMHA(CarriesCache, QKCU):
     """Hierarchical Multi-Head Attention with Query-Key Cache Updating: ``(B, C, H, W) -> (B, C, H, W)``.
 
     It extends :class:`QKCU` rather than holding one so that the cache layers keep the flat names of the
@@ -93,19 +93,24 @@ class HMHA(QKCU):
         head_ratios (sequence of int): relative head sizes.
         cache_momentum (float): inter-layer cache momentum.
         variant (str): ``'official'`` or ``'refined'``.
+        cache_rounding (str or None): the official cache update's rounding, ``'trunc'`` or ``'floor'``.
+        cache_init (str or None): what a call without a ``cache`` starts from, ``'carry'``, ``'zeros'`` or
+            ``'none'`` (:class:`CarriesCache`); unset: the variant's default. Inside HINT it is ``'none'``: the
+            network decides what its first attention block gets.
 
     ``forward(x, cache=None) -> (out, cache)``: ``cache`` is the inter-layer cache, ``(1 or B, C', C')`` or
     ``None`` in the first attention block; the returned one is ``(1 or B, C, C)``.
     """
 
     def __init__(self, dim, bias=False, head_ratios=DEFAULT_HEAD_RATIOS, cache_momentum=DEFAULT_CACHE_MOMENTUM,
-                 variant='official'):
+                 variant='official', cache_rounding=None, cache_init=None):
         nn.Module.__init__(self)
         self.temperature = nn.Parameter(torch.ones(len(head_ratios), 1, 1))
         self.qkv = nn.Conv2d(dim, dim * 3, kernel_size=1, bias=bias)
         self.qkv_dwconv = nn.Conv2d(dim * 3, dim * 3, kernel_size=3, padding=1, groups=dim * 3, bias=bias)
         self.project_out = nn.Conv2d(dim, dim, kernel_size=1, bias=bias)
-        self._init_cache_modulators(dim, head_ratios, cache_momentum, variant)
+        self._init_cache_modulators(dim, head_ratios, cache_momentum, variant, cache_rounding)
+        _, self.cache_init = resolve_cache_options(variant, cache_rounding, cache_init)
 
     def _sorted_tokens(self, qkv):
         """``(B, 3C, H, W)`` -> normalised q, k and v tokens ``(B, N, C)`` in channel order, and the order."""
@@ -124,10 +129,13 @@ class HMHA(QKCU):
 
     def forward(self, x, cache=None):
         b, c, h, w = x.shape
+        if cache is None:
+            cache = self.start_cache(x, c)
         q, k, v, order = self._sorted_tokens(self.qkv(x))
         maps = [
             ((q_i.transpose(1, 2) @ k_i) * self.temperature[i]).softmax(dim=-1)
             for i, (q_i, k_i) in enumerate(zip(q.split(self.head_channels, -1), k.split(self.head_channels, -1)))
         ]
         out, cache = super().forward(maps, v.split(self.head_channels, -1), (q + k).detach(), cache, order)
+        self.keep_cache(cache)
         return self.project_out(out.view(b, h, w, c).permute(0, 3, 1, 2)), cache

@@ -2,9 +2,13 @@
 
 * Intra-layer cache: the L2-normalised query plus key features ``T = q + k`` (detached) gate the attention
   output: ``out = out + up(down(gelu(gate(out + T)) * (out + T)))``.
-* Inter-layer cache: a ``(C, C)`` map carried from attention block to attention block within one forward
-  call. Each head's attention map ``A_i`` is modulated by it, and the block passes on
-  ``momentum * cache + (1 - momentum) * U`` where ``U`` sums the heads' maps resized to ``(C, C)``.
+* Inter-layer cache: a ``(C, C)`` map carried from attention block to attention block. Each head's attention
+  map ``A_i`` is modulated by it, and the block passes on ``momentum * cache + (1 - momentum) * U`` where
+  ``U`` sums the heads' maps resized to ``(C, C)``, each weighed by ``C_i / C``. The official rule computes
+  that weighing as the authors' code did, ``resize(A_i) * C_i // C``: on their torch 1.12 tensor ``//``
+  truncated toward zero (``cache_rounding='trunc'``, the released checkpoints), from torch 1.13 on it floors
+  (``'floor'``). Where the first attention block of a call starts from is ``cache_init`` (see
+  :data:`CACHE_INITS`).
 
 The two variants differ only in the :class:`VariantRule` below; nothing else in the package branches on the
 variant name.
@@ -20,6 +24,11 @@ from hint_plugin.archs.layers import RecomputesStretches
 
 DEFAULT_HEAD_RATIOS = (1, 2, 2, 3)
 DEFAULT_CACHE_MOMENTUM = 0.9
+CACHE_ROUNDINGS = ('trunc', 'floor')
+# What the first attention block of a call starts from: 'carry' the previous call's final cache (the authors'
+# code keeps it on the module; the first call and a reset start from none), 'zeros' an all-zero cache
+# (stateless), 'none' no cache (its inter-layer modulators are skipped).
+CACHE_INITS = ('carry', 'zeros', 'none')
 
 
 @dataclass(frozen=True)
@@ -33,16 +42,22 @@ class VariantRule:
             ``floor_divide(resize(A_i) * C_i, C)`` as the released checkpoints do (mostly zeros and -1s).
         damp_first_update: the first attention block passes on ``momentum * U`` instead of ``U``.
         restore_order: the channel permutation is undone before the intra-layer gate and the projection.
+        default_cache_init: the ``cache_init`` used when none is given (see :data:`CACHE_INITS`).
+        allows_carry: whether the previous call's cache may seed the next (not where images must be independent).
     """
     per_image: bool
     true_division: bool
     damp_first_update: bool
     restore_order: bool
+    default_cache_init: str
+    allows_carry: bool
 
 
 VARIANTS = {
-    'official': VariantRule(per_image=False, true_division=False, damp_first_update=True, restore_order=False),
-    'refined': VariantRule(per_image=True, true_division=True, damp_first_update=False, restore_order=True),
+    'official': VariantRule(per_image=False, true_division=False, damp_first_update=True, restore_order=False,
+                            default_cache_init='zeros', allows_carry=True),
+    'refined': VariantRule(per_image=True, true_division=True, damp_first_update=False, restore_order=True,
+                           default_cache_init='none', allows_carry=False),
 }
 
 
@@ -51,6 +66,28 @@ def get_variant(name):
     if name not in VARIANTS:
         raise ValueError(f'variant must be one of {sorted(VARIANTS)}, got {name!r}')
     return VARIANTS[name]
+
+
+def resolve_cache_options(variant, cache_rounding=None, cache_init=None):
+    """The ``(cache_rounding, cache_init)`` a variant runs with: the given values, checked, or its defaults.
+
+    ``cache_rounding`` applies to the official rule only (``refined`` divides exactly), so giving it for
+    ``refined`` is an error rather than an ignored option; ``carry`` is refused where images must stay independent.
+    """
+    rule = get_variant(variant)
+    if cache_rounding is not None and cache_rounding not in CACHE_ROUNDINGS:
+        raise ValueError(f'cache_rounding must be one of {CACHE_ROUNDINGS}, got {cache_rounding!r}')
+    if cache_rounding is not None and rule.true_division:
+        raise ValueError(f'cache_rounding only applies to the official variant; variant {variant!r} divides '
+                         'exactly (leave cache_rounding unset)')
+    if cache_init is None:
+        cache_init = rule.default_cache_init
+    if cache_init not in CACHE_INITS:
+        raise ValueError(f'cache_init must be one of {CACHE_INITS}, got {cache_init!r}')
+    if cache_init == 'carry' and not rule.allows_carry:
+        raise ValueError(f'cache_init: carry is not available for variant {variant!r}: a cache carried from the '
+                         'previous call would make an image\'s output depend on what was restored before it')
+    return (None if rule.true_division else cache_rounding or 'trunc'), cache_init
 
 
 def head_sizes(channels, ratios=DEFAULT_HEAD_RATIOS):
@@ -149,6 +186,39 @@ def permute_channels(tokens, order):
     return _gather_channels(tokens, order)
 
 
+class CarriesCache:
+    """Mixin for a module whose call threads an inter-layer cache: where its first attention block starts.
+
+    ``cache_init`` (:data:`CACHE_INITS`): ``'none'`` starts without a cache, ``'zeros'`` from an all-zero
+    ``(1, C, C)`` cache, ``'carry'`` from the final cache of the module's previous call (detached; the first
+    call and the first after :meth:`reset_cache` start from none), as the authors' HINT keeps it on the module.
+    The carried cache is plain per-process state: not in the state dict, not synchronised by DDP.
+    """
+    cache_init = 'none'
+    carried_cache = None
+
+    def reset_cache(self):
+        """Forget the carried cache: the next call starts from none, as a freshly built module does."""
+        self.carried_cache = None
+
+    def start_cache(self, like, channels):
+        """The cache the first attention block gets, in ``like``'s dtype and device, or ``None``."""
+        if self.cache_init == 'zeros':
+            return like.new_zeros(1, channels, channels)
+        if self.cache_init == 'carry':
+            if torch.onnx.is_in_onnx_export():
+                raise RuntimeError('cache_init: carry keeps state between calls, which an exported graph cannot; '
+                                   'export with cache_init: zeros (equal to carry while the carried cache is zero)')
+            if self.carried_cache is not None:
+                return self.carried_cache.to(like)
+        return None
+
+    def keep_cache(self, cache):
+        """Remember the call's final cache when carrying it (detached: no graph crosses calls)."""
+        if self.cache_init == 'carry' and cache is not None:
+            self.carried_cache = cache.detach()
+
+
 @ARCH_REGISTRY.register()
 class QKCU(nn.Module):
     """Query-Key Cache Updating for attention with per-head ``(c_i, c_i)`` maps over ``C`` channels.
@@ -158,6 +228,8 @@ class QKCU(nn.Module):
         head_ratios (sequence of int): relative head sizes (HINT: 1:2:2:3).
         cache_momentum (float): the inter-layer cache keeps ``momentum`` of its past (0.9).
         variant (str): ``'official'`` (the released checkpoints) or ``'refined'``; see :class:`VariantRule`.
+        cache_rounding (str or None): the official cache update's rounding, ``'trunc'`` (default: torch 1.12,
+            the released checkpoints) or ``'floor'`` (the authors' code on torch >= 1.13); unset for refined.
 
     ``forward(maps, values, qk_cache, cache=None, order=None) -> (out, new_cache)``, on tokens (channels last):
         maps: list of ``(B, c_i, c_i)`` softmax attention maps; values: list of ``(B, N, c_i)``;
@@ -168,15 +240,16 @@ class QKCU(nn.Module):
     """
 
     def __init__(self, dim, head_ratios=DEFAULT_HEAD_RATIOS, cache_momentum=DEFAULT_CACHE_MOMENTUM,
-                 variant='official'):
+                 variant='official', cache_rounding=None):
         super().__init__()
-        self._init_cache_modulators(dim, head_ratios, cache_momentum, variant)
+        self._init_cache_modulators(dim, head_ratios, cache_momentum, variant, cache_rounding)
 
-    def _init_cache_modulators(self, dim, head_ratios, cache_momentum, variant):
+    def _init_cache_modulators(self, dim, head_ratios, cache_momentum, variant, cache_rounding):
         """Create ``intra_modulator`` and ``inter_modulator1..n`` (the checkpoint's names) on ``self``."""
         if not 0.0 <= cache_momentum <= 1.0:
             raise ValueError(f'cache_momentum must be in [0, 1], got {cache_momentum}')
         self.rule = get_variant(variant)
+        self.cache_rounding, _ = resolve_cache_options(variant, cache_rounding, 'none')
         self.head_channels = head_sizes(dim, head_ratios)
         self.cache_momentum = cache_momentum
         self.intra_modulator = IntraCacheModulation(dim)
@@ -200,7 +273,10 @@ class QKCU(nn.Module):
         for attn, c_i in zip(maps, self.head_channels):
             stat = batch_statistic(attn.detach(), self.rule).unsqueeze(1)
             resized = F.interpolate(stat, size=(channels, channels), mode='bilinear', align_corners=False)
-            term = resized * (c_i / channels) if self.rule.true_division else resized * c_i // channels
+            if self.rule.true_division:
+                term = resized * (c_i / channels)
+            else:  # the authors' `resized * c_i // channels`, rounded as their torch did
+                term = torch.div(resized * c_i, channels, rounding_mode=self.cache_rounding)
             update = term if update is None else update + term
         update = update.squeeze(1)
         if cache is None:

@@ -129,19 +129,24 @@ class HINTModel(SRModel):
     """
 
     def __init__(self, opt):
-        # The official HINT has parameters that never get a gradient (see HINT's docstring): DDP must know.
-        opt.setdefault('find_unused_parameters', True)
         check_network_options(opt['network_g'], 'network_g')  # unknown keys, wrong types, impossible values
         super().__init__(opt)
 
     # ----------------------------------------------------------------------------------------- set-up
     def model_to_device(self, net):
-        """Like BasicSR's, but DDP also works on CPU (gloo): ``device_ids`` only when on a GPU."""
+        """Like BasicSR's, but DDP also works on CPU (gloo): ``device_ids`` only when on a GPU.
+
+        ``find_unused_parameters`` (costly: a graph traversal per step) is on only where the network says some
+        parameters can miss a gradient (HINT's ``has_unused_parameters``: every ``cache_init`` but ``zeros``),
+        or where the options set it.
+        """
         net = net.to(self.device)
         if self.opt['dist']:
             device_ids = [torch.cuda.current_device()] if self.device.type == 'cuda' else None
-            return DistributedDataParallel(
-                net, device_ids=device_ids, find_unused_parameters=self.opt['find_unused_parameters'])
+            find_unused = self.opt.get('find_unused_parameters')
+            if find_unused is None:
+                find_unused = getattr(net, 'has_unused_parameters', True)
+            return DistributedDataParallel(net, device_ids=device_ids, find_unused_parameters=find_unused)
         if self.opt['num_gpu'] > 1:
             return DataParallel(net)
         return net
