@@ -7,10 +7,9 @@ from basicsr.archs import build_network
 
 from conftest import FIXTURES, TINY_CONFIG
 from hint_plugin.archs.hint_arch import HINT
-from hint_plugin.archs import hmha_arch, qkcu_arch
-from hint_plugin.archs.hmha_arch import HMHA, channel_correlation, normalize_tokens
+from hint_plugin.archs.hmha_arch import HMHA, channel_correlation
 from hint_plugin.archs.layers import GatedDconvFeedForward
-from hint_plugin.archs.qkcu_arch import QKCU, permute_channels
+from hint_plugin.archs.qkcu_arch import QKCU
 
 
 def test_official_variant_reproduces_reference_output_in_float64(reference_fixture):
@@ -224,70 +223,6 @@ def test_whole_block_checkpointing_does_not_recompute_the_stretches_inside_again
         counts[use_checkpoint] = len(calls) / blocks
     # forward + one recomputation in backward: by the stretch itself, or by the whole block's checkpoint
     assert counts == {False: 2, True: 2}
-
-
-def test_token_normalization_gradient_is_f_normalize_gradient():
-    generator = torch.Generator().manual_seed(0)
-    tokens = torch.randn(2, 9, 6, generator=generator, dtype=torch.float64)
-    tokens[1, :, 2] = 1e-14  # a channel whose norm is clamped to eps: there the gradient is g / eps
-    grad = torch.randn(2, 9, 6, generator=generator, dtype=torch.float64)
-    ours, = torch.autograd.grad(normalize_tokens(tokens.requires_grad_()), tokens, grad)
-    expected, = torch.autograd.grad(torch.nn.functional.normalize(tokens, dim=1), tokens, grad)
-    torch.testing.assert_close(ours, expected, rtol=1e-12, atol=0)
-    with torch.no_grad():
-        torch.testing.assert_close(normalize_tokens(tokens), torch.nn.functional.normalize(tokens, dim=1))
-
-
-@pytest.mark.parametrize('images_with_own_order', [1, 3])
-def test_channel_permutation_gradient_passes_gradcheck(images_with_own_order):
-    generator = torch.Generator().manual_seed(0)
-    tokens = torch.randn(3, 5, 7, generator=generator, dtype=torch.float64, requires_grad=True)
-    order = torch.stack([torch.randperm(7, generator=generator) for _ in range(images_with_own_order)])
-    assert torch.autograd.gradcheck(lambda t: permute_channels(t, order), (tokens,))
-
-
-@pytest.mark.parametrize('variant', ['official', 'refined'])
-def test_network_gradients_equal_those_of_the_plain_formulas(tiny_config, variant, monkeypatch):
-    # the hand-written backward passes against autograd through F.normalize and torch.gather, float64
-    torch.manual_seed(0)
-    net = HINT(**tiny_config, variant=variant).double()
-    image = torch.rand(2, 3, 16, 24, dtype=torch.float64)
-    backward_calls = []
-    for function in (hmha_arch._TokenNormalization, qkcu_arch._ChannelPermutation):
-        monkeypatch.setattr(function, 'backward', staticmethod(
-            lambda ctx, grad, backward=function.backward, name=function.__name__:
-            backward_calls.append(name) or backward(ctx, grad)))
-
-    def gradients():
-        net.zero_grad()
-        net(image).square().mean().backward()
-        return {name: p.grad.clone() for name, p in net.named_parameters() if p.grad is not None}
-
-    ours = gradients()
-    # every attention block's normalisation and re-ordering, and refined's restored order, went through them
-    blocks = sum(isinstance(m, HMHA) for m in net.modules())
-    permutations = blocks * (2 if variant == 'refined' else 1)
-    assert sorted(backward_calls) == ['_ChannelPermutation'] * permutations + ['_TokenNormalization'] * blocks
-
-    def gather(t, order):
-        return torch.gather(t, -1, order[:, None].expand(t.shape[0], t.shape[1], -1))
-
-    monkeypatch.setattr(hmha_arch, 'normalize_tokens', lambda t: torch.nn.functional.normalize(t, dim=1))
-    monkeypatch.setattr(hmha_arch, 'permute_channels', gather)
-    monkeypatch.setattr(qkcu_arch, 'permute_channels', gather)
-    backward_calls.clear()
-    plain = gradients()
-    assert backward_calls == []
-    assert ours.keys() == plain.keys()
-    for name in ours:
-        torch.testing.assert_close(ours[name], plain[name], rtol=1e-10, atol=1e-12, msg=name)
-
-
-def test_token_normalization_refuses_a_second_derivative():
-    # its backward treats the norm as a constant: wrong second derivatives must fail loudly, not silently
-    tokens = torch.randn(1, 5, 4, dtype=torch.float64, requires_grad=True)
-    with pytest.raises(RuntimeError, match='no second derivative'):
-        torch.autograd.grad(normalize_tokens(tokens).sum(), tokens, create_graph=True)
 
 
 def test_channel_correlation_is_torch_corrcoef_per_image():

@@ -15,13 +15,13 @@ does, the previous call's final cache kept on the module (``carry``; ``reset_cac
 from numbers import Real
 
 import torch
-from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from hint_plugin.archs.hmha_arch import HMHA
 from hint_plugin.archs.layers import (LAYER_NORM_TYPES, ChannelLayerNorm, Downsample, GatedDconvFeedForward,
-                                      PatchEmbed, RecomputesStretches, Upsample)
+                                      PatchEmbed, Upsample)
+from hint_plugin.archs.ops import RecomputesStretches
 from hint_plugin.archs.qkcu_arch import (DEFAULT_CACHE_MOMENTUM, DEFAULT_HEAD_RATIOS, CarriesCache, head_sizes,
                                          resolve_cache_options)
 from hint_plugin.utils.tiling import pad_to_multiple
@@ -53,7 +53,6 @@ class TransformerBlock(nn.Module):
         return x + self.ffn(self.norm2(x)), cache
 
 
-@ARCH_REGISTRY.register()
 class HINT(CarriesCache, nn.Module):
     """HINT image restoration network.
 

@@ -5,12 +5,11 @@ sizes in the ratios 1:2:2:3; each head runs transposed (channel-to-channel) atte
 and the output go through QKCU (:mod:`hint_plugin.archs.qkcu_arch`).
 """
 import torch
-from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
-from torch.nn import functional as F
 
+from hint_plugin.archs.ops import normalize_tokens, permute_channels
 from hint_plugin.archs.qkcu_arch import (DEFAULT_CACHE_MOMENTUM, DEFAULT_HEAD_RATIOS, QKCU, CarriesCache,
-                                         batch_statistic, permute_channels, resolve_cache_options)
+                                         batch_statistic, resolve_cache_options)
 
 
 def channel_correlation(tokens):
@@ -28,47 +27,6 @@ def channel_correlation(tokens):
     return (covariance / deviation[:, :, None] / deviation[:, None, :]).clamp(-1, 1)
 
 
-def _channel_norms(tokens):
-    """L2 norms over the tokens ``(B, N, C) -> (B, 1, C)``.
-
-    Written out because ``torch.linalg.vector_norm`` over a non-contiguous axis is several times slower on CPU
-    than a square, a sum and a square root (measured: 35 ms against 9 ms for 65536 x 96 tokens).
-    """
-    return tokens.square().sum(dim=1, keepdim=True).sqrt()
-
-
-class _TokenNormalization(torch.autograd.Function):
-    """:func:`normalize_tokens` with its gradient written out: ``(g - y * sum_N(g * y)) / norm``.
-
-    Autograd's own backward pass of the division by a norm keeps the input and takes about ten passes over it;
-    this one keeps only the output ``y`` (which the attention products keep anyway) and the ``(B, 1, C)``
-    norms, and takes four.
-    """
-
-    @staticmethod
-    def forward(ctx, tokens, eps):
-        norm = _channel_norms(tokens)
-        clamped = norm.clamp_min(eps)
-        out = tokens / clamped
-        ctx.save_for_backward(out, clamped, norm >= eps)  # a clamped norm is a constant: no projection term
-        return out
-
-    @staticmethod
-    def backward(ctx, grad):
-        if torch.is_grad_enabled():  # create_graph=True: the saved norms are constants, so it would be wrong
-            raise RuntimeError('HINT\'s token normalisation has no second derivative (backward with create_graph=True)')
-        out, norm, unclamped = ctx.saved_tensors
-        projection = (grad * out).sum(dim=1, keepdim=True) * unclamped
-        return (grad - out * projection) / norm, None
-
-
-def normalize_tokens(tokens, eps=1e-12):
-    """``F.normalize(tokens, dim=1)`` for ``(B, N, C)``: each channel divided by its L2 norm over the tokens."""
-    if torch.is_grad_enabled() and tokens.requires_grad:
-        return _TokenNormalization.apply(tokens, eps)
-    return tokens / _channel_norms(tokens).clamp_min(eps)
-
-
 def channel_order(tokens, rule):
     """Channels sorted by their mean Pearson correlation with all channels, most correlated first.
 
@@ -80,7 +38,6 @@ def channel_order(tokens, rule):
         return torch.sort(similarity, dim=1, descending=True).indices
 
 
-@ARCH_REGISTRY.register()
 class HMHA(CarriesCache, QKCU):
     """Hierarchical Multi-Head Attention with Query-Key Cache Updating: ``(B, C, H, W) -> (B, C, H, W)``.
 

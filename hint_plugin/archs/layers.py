@@ -6,34 +6,10 @@ Every module works on feature maps of shape ``(B, C, H, W)``. Attribute names (`
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch.utils.checkpoint import checkpoint
+
+from hint_plugin.archs.ops import RecomputesStretches
 
 LAYER_NORM_TYPES = ('WithBias', 'BiasFree')
-
-
-def recompute_in_backward(function, *inputs):
-    """``function(*inputs)``, keeping only its inputs for the backward pass while gradients are recorded.
-
-    For cheap, memory-hungry stretches (depthwise convolutions and gates): their intermediate tensors are
-    recomputed during backward instead of being held, which lowers training memory for a few percent of time.
-    """
-    if not torch.is_grad_enabled():
-        return function(*inputs)
-    return checkpoint(function, *inputs, use_reentrant=False, preserve_rng_state=False)
-
-
-class RecomputesStretches:
-    """Mixin for modules that recompute their cheap stretches in the backward pass (:func:`recompute_in_backward`).
-
-    ``recompute_stretches`` is switched off (by HINT's ``use_checkpoint``) when a checkpoint of the whole block
-    recomputes them anyway: otherwise they would be computed three times per step instead of two.
-    """
-    recompute_stretches = True
-
-    def recompute(self, function, *inputs):
-        if not self.recompute_stretches:
-            return function(*inputs)
-        return recompute_in_backward(function, *inputs)
 
 
 class _ChannelNormWithBias(nn.Module):

@@ -16,11 +16,10 @@ variant name.
 from dataclasses import dataclass
 
 import torch
-from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
-from hint_plugin.archs.layers import RecomputesStretches
+from hint_plugin.archs.ops import RecomputesStretches, channel_mix, permute_channels
 
 DEFAULT_HEAD_RATIOS = (1, 2, 2, 3)
 DEFAULT_CACHE_MOMENTUM = 0.9
@@ -105,19 +104,6 @@ def batch_statistic(x, rule):
     return x if rule.per_image else x.mean(dim=0, keepdim=True)
 
 
-def channel_mix(conv, x, channel_dim):
-    """Apply a kernel-1 ``nn.Conv1d`` as the matrix product it is, along ``channel_dim`` (1 or -1) of ``x``.
-
-    The cache layers are stored as Conv1d for checkpoint compatibility; PyTorch's generic Conv1d path is
-    several times slower on CPU than one matrix product.
-    """
-    weight = conv.weight.squeeze(-1)
-    if channel_dim == -1:
-        return F.linear(x, weight, conv.bias)
-    out = torch.matmul(weight, x)
-    return out if conv.bias is None else out + conv.bias.unsqueeze(-1)
-
-
 class IntraCacheModulation(RecomputesStretches, nn.Module):
     """Intra-layer cache gate over tokens ``(B, N, C)``: ``up(down(gelu(gatingConv(s)) * s))``, ``s = out + qk``."""
 
@@ -155,37 +141,6 @@ class InterCacheModulation(nn.Module):
         return attn + m * F.gelu(channel_mix(self.gatingConv, m, 1))
 
 
-def _gather_channels(tokens, order):
-    """``tokens[b, n, order[b, i]]`` for ``(B, N, C)`` tokens and an order ``(1 or B, C)``, by one gather."""
-    index = order.unsqueeze(1).expand(tokens.shape[0], tokens.shape[1], -1)
-    return torch.gather(tokens, -1, index)
-
-
-class _ChannelPermutation(torch.autograd.Function):
-    """:func:`permute_channels` with the inverse permutation as its backward pass.
-
-    ``torch.gather``'s own backward zero-fills a gradient and scatter-adds into it, and keeps the whole input
-    alive for its shape; a permutation's gradient is simply the gather by the inverse order.
-    """
-
-    @staticmethod
-    def forward(ctx, tokens, order):
-        ctx.save_for_backward(order)
-        return _gather_channels(tokens, order)
-
-    @staticmethod
-    def backward(ctx, grad):
-        order, = ctx.saved_tensors
-        return _gather_channels(grad, torch.argsort(order, dim=1)), None
-
-
-def permute_channels(tokens, order):
-    """Re-index the channel (last) axis of tokens ``(B, N, C)`` by the permutation ``order`` ``(1 or B, C)``."""
-    if torch.is_grad_enabled() and tokens.requires_grad:
-        return _ChannelPermutation.apply(tokens, order)
-    return _gather_channels(tokens, order)
-
-
 class CarriesCache:
     """Mixin for a module whose call threads an inter-layer cache: where its first attention block starts.
 
@@ -219,7 +174,6 @@ class CarriesCache:
             self.carried_cache = cache.detach()
 
 
-@ARCH_REGISTRY.register()
 class QKCU(nn.Module):
     """Query-Key Cache Updating for attention with per-head ``(c_i, c_i)`` maps over ``C`` channels.
 
