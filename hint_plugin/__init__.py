@@ -1,10 +1,13 @@
 """HINT for BasicSR: ``import hint_plugin`` registers HINT, HMHA, QKCU and the HINT model, data and losses.
 
-It first applies the few outside fixes BasicSR 1.4.2 needs on today's stack (:mod:`hint_plugin.compat`).
+Importing changes nothing else in BasicSR, except one alias without which ``import basicsr`` fails on
+torchvision >= 0.17 (:func:`hint_plugin.compat.alias_functional_tensor`). The fixes for training through BasicSR's
+pipeline apply in the plugin's entry points only (``tools/train.py``, ``tools/test.py``:
+:func:`hint_plugin.compat.apply_training_fixes`).
 """
 from hint_plugin import compat
 
-compat.apply_all()
+compat.alias_functional_tensor()
 
 from hint_plugin import archs, data, losses, models  # noqa: E402,F401  (register into BasicSR's registries)
 
