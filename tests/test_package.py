@@ -1,8 +1,10 @@
-"""``import hint_plugin`` registers and changes nothing else in BasicSR (the training fixes apply only when asked).
+"""The package is a library: no command-line parsing or printing in it, and ``import hint_plugin`` registers and
+changes nothing else in BasicSR (the training fixes apply only when asked).
 
 The import check runs in a fresh interpreter: it imports BasicSR, records every attribute of every ``basicsr``
 module and every class those modules define, imports the plugin, and lists what is no longer the same object.
 """
+import ast
 import json
 import subprocess
 import sys
@@ -62,3 +64,27 @@ def test_import_leaves_basicsr_untouched_and_the_training_fixes_apply_only_when_
             'basicsr.train.EnlargedSampler', 'basicsr.train.create_train_val_dataloader',
             'basicsr.utils.file_client.LmdbBackend.__init__'} <= set(changes['fixes'])
 
+
+def package_offences(package):
+    """``(file, line, what)`` for every ``argparse`` import and every ``print(...)`` call under ``package``."""
+    offences = []
+    for path in sorted(package.rglob('*.py')):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or '']
+            else:
+                names = []
+            if any(name.split('.')[0] == 'argparse' for name in names):
+                offences.append((path.relative_to(package.parent).as_posix(), node.lineno, 'argparse'))
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == 'print':
+                offences.append((path.relative_to(package.parent).as_posix(), node.lineno, 'print'))
+    return offences
+
+
+def test_the_package_holds_no_argparse_and_no_print(tmp_path):
+    assert package_offences(REPO / 'hint_plugin') == []
+    # the check finds both kinds where they are (the commands in tools/ parse and print)
+    found = {what for _, _, what in package_offences(REPO / 'tools')}
+    assert found == {'argparse', 'print'}

@@ -373,7 +373,7 @@ class HINTModel(SRModel):
 
     # --------------------------------------------------------------------------------------- testing
     def test(self):
-        """Restore ``self.lq``: padded to ``val.window_size`` (``PAD_MULTIPLE``), optionally in blended ``val.tile`` tiles."""
+        """Restore ``self.lq``: padded to ``val.window_size`` (PAD_MULTIPLE), in blended ``val.tile`` tiles if set."""
         val_opt = self.opt.get('val') or {}
         tile = val_opt.get('tile') or {}
         net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
