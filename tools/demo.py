@@ -1,8 +1,7 @@
 """``python tools/demo.py`` (``make demo``): train HINT through BasicSR on scikit-image's photographs and compare it
 with non-local means.
 
-It runs the product end to end on a CPU (about 9 minutes on 2 cores), in five steps, one
-function each:
+It runs the product end to end on a CPU (about 9 minutes on 2 cores), in five steps, one function each:
 
 1. :func:`prepare_datasets` copies colour photographs that ship inside scikit-image into ``datasets/demo/``:
    the training photos, cut in tiles, as an LMDB of clean images (``tools/create_lmdb.py``), the held-out
