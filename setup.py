@@ -19,7 +19,6 @@ setup(
         'opencv-python>=4.6',
         'lmdb>=1.4',
         'pyyaml>=6.0',
-        'einops>=0.6',
         'mmengine>=0.10',
         'scikit-image>=0.21',
         'tqdm>=4.60',

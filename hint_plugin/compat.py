@@ -1,8 +1,10 @@
 """The outside fixes BasicSR 1.4.2 needs on today's PyTorch stack, and for an exact resume, each a small named
 function.
 
-Nothing in site-packages is edited: the fixes alias modules or wrap functions at import time of
-``hint_plugin``.
+Nothing in site-packages is edited. ``import hint_plugin`` applies only :func:`alias_functional_tensor`, without
+which ``import basicsr`` fails on torchvision >= 0.17. The others change BasicSR's behaviour, so they apply only
+where HINT trains or tests: :func:`apply_training_fixes`, called by the plugin's entry points
+(``tools/train.py``, ``tools/test.py``, ``python -m hint_plugin.train``) before BasicSR's pipeline starts.
 """
 import importlib
 import itertools
@@ -163,17 +165,29 @@ def resume_interrupted_epoch(state_path, train_loader, train_sampler, logger):
                        '(another dataset or batch size?): that epoch restarts from its first batch.')
 
 
-def use_resumable_data_order():
-    """Route BasicSR's training pipeline to a ``ResumableOrder`` sampler and :func:`create_train_val_dataloader`.
+_RESUMABLE_SAMPLER = None
 
-    The sampler class is made here because ``basicsr`` may only be imported after :func:`alias_functional_tensor`.
+
+def resumable_sampler_class():
+    """BasicSR's ``EnlargedSampler`` with :class:`ResumableOrder` mixed in (made once).
+
+    The class is made here because ``basicsr`` may only be imported after :func:`alias_functional_tensor`.
     """
-    import basicsr.train
     from basicsr.data.data_sampler import EnlargedSampler
 
+    global _RESUMABLE_SAMPLER
+    if _RESUMABLE_SAMPLER is None:
+        _RESUMABLE_SAMPLER = type('ResumableEnlargedSampler', (ResumableOrder, EnlargedSampler),
+                                  {'__module__': __name__, '__doc__': ResumableOrder.__doc__})
+    return _RESUMABLE_SAMPLER
+
+
+def use_resumable_data_order():
+    """Route BasicSR's training pipeline to a ``ResumableOrder`` sampler and :func:`create_train_val_dataloader`."""
+    import basicsr.train
+
     if not issubclass(basicsr.train.EnlargedSampler, ResumableOrder):
-        basicsr.train.EnlargedSampler = type('ResumableEnlargedSampler', (ResumableOrder, EnlargedSampler),
-                                             {'__module__': __name__, '__doc__': ResumableOrder.__doc__})
+        basicsr.train.EnlargedSampler = resumable_sampler_class()
     if basicsr.train.create_train_val_dataloader is not create_train_val_dataloader:
         create_train_val_dataloader.__wrapped__ = basicsr.train.create_train_val_dataloader
         basicsr.train.create_train_val_dataloader = create_train_val_dataloader
@@ -225,8 +239,12 @@ def share_lmdb_environments():
     LmdbBackend.__init__ = lmdb_backend_init
 
 
-def apply_all():
-    """Every fix, in the order they are needed: the import alias must precede ``import basicsr``."""
+def apply_training_fixes():
+    """Every fix, for the plugin's own train and test entry points (BasicSR's pipeline in this process).
+
+    The import alias comes first (it must precede ``import basicsr``); then distributed init on CPU (gloo), CPU
+    resume with ``weights_only``, the exact data order on resume and shared read-only LMDBs.
+    """
     alias_functional_tensor()
     use_portable_init_dist()
     use_portable_resume()

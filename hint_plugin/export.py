@@ -7,7 +7,7 @@ PyTorch's exporter uses). From Python::
     export_onnx(net, 'hint.onnx')                          # input (1, 3, H, W) for any H, W >= 1
     check_onnx('hint.onnx', net, [(37, 45), (64, 80)])     # onnxruntime vs PyTorch, max |difference| <= 1e-4
 
-The command line is ``tools/export_onnx.py`` (:func:`main`).
+The command line is ``tools/export_onnx.py``.
 
 Exporter and opset
     ``torch.onnx.export(..., dynamo=True)``, PyTorch's default exporter (torch.export, then onnxscript), at
@@ -47,19 +47,18 @@ Limits
         float64 agree to 7e-7, and its released-size export matches PyTorch to 1e-6 (37x45, 64x80, 17x3).
       :func:`check_onnx` names these causes when a HINT does not match.
 """
-import argparse
 import contextlib
 import importlib
 import os
-import sys
 import warnings
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-import hint_plugin  # noqa: F401  (compat fixes; registers HINT into BasicSR's registries)
-from hint_plugin.archs.hint_arch import HINT, PAD_MULTIPLE
+from hint_plugin.archs.hint_arch import HINT
+from hint_plugin.archs.padding import PAD_MULTIPLE
+from hint_plugin.errors import ExportError
 
 DEFAULT_OPSET = 18
 EXPORTERS = ('dynamo', 'torchscript')
@@ -69,11 +68,6 @@ DEFAULT_EXAMPLE_SIZE = (64, 64)
 DEFAULT_CHECK_SIZES = ((37, 45), (64, 80))
 DEFAULT_TOLERANCE = 1e-4
 INPUT_NAME, OUTPUT_NAME = 'input', 'output'
-EXIT_OK, EXIT_MISMATCH, EXIT_SETUP = 0, 1, 2
-
-
-class ExportError(RuntimeError):
-    """Export impossible (missing packages, bad arguments) or an export that does not match PyTorch."""
 
 
 def require(module):
@@ -132,7 +126,7 @@ class PaddedHINT(nn.Module):
     """Export-only wrapper: ``forward(x) == net(x)``, with HINT's padding done where an exporter can keep it.
 
     It pads the bottom and right of ``x`` to a multiple of ``multiple`` exactly as
-    :func:`hint_plugin.utils.tiling.pad_to_multiple` does (reflect when both pads are smaller than the image,
+    :func:`hint_plugin.archs.padding.pad_to_multiple` does (reflect when both pads are smaller than the image,
     replicate otherwise) but by gathering rows and columns, the choice being made in the graph; then the network
     runs on the padded image, for which its own padding is a no-op, and the output is cropped to ``H x W``.
     """
@@ -327,73 +321,3 @@ def check_onnx(path, net, sizes=DEFAULT_CHECK_SIZES, batch=None, atol=DEFAULT_TO
         raise ExportError(f'{path} does not match PyTorch: ' + '; '.join(failures)
                           + _discontinuity_hint(net, failed_sizes))
     return results
-
-
-# --------------------------------------------------------------------------------------------- command line
-def build_parser():
-    from hint_plugin.inference import add_network_arguments
-
-    parser = argparse.ArgumentParser(
-        prog='tools/export_onnx.py', allow_abbrev=False,
-        description='Export HINT (or another BasicSR network) to ONNX with dynamic height and width, then check '
-                    'it against PyTorch with onnxruntime. Needs the [export] extra (onnx, onnxruntime, onnxscript).',
-        epilog=f'The batch is fixed at export (--batch); float32; opset {DEFAULT_OPSET} by default. Exit status: '
-               '0 exported and matching, 1 exported but not matching PyTorch, 2 bad arguments, options, '
-               'checkpoint or missing packages. Example: tools/export_onnx.py --opt '
-               'options/test/HINT_GaussianColorDenoising_Blind.yml --output hint.onnx --check 37 45 --check 64 80')
-    add_network_arguments(parser)
-    parser.add_argument('--output', '-o', required=True, metavar='ONNX', help='the .onnx file to write')
-    parser.add_argument('--opset', type=int, default=DEFAULT_OPSET,
-                        help=f'ONNX opset (default {DEFAULT_OPSET}; dynamo {OPSETS["dynamo"][0]}-'
-                             f'{OPSETS["dynamo"][1]}, torchscript {OPSETS["torchscript"][0]}-'
-                             f'{OPSETS["torchscript"][1]})')
-    parser.add_argument('--exporter', choices=EXPORTERS, default=DEFAULT_EXPORTER,
-                        help='torch.onnx exporter: dynamo (default, torch.export) or torchscript (legacy; faster '
-                             'for small networks, much slower for the released size)')
-    parser.add_argument('--batch', type=int, default=1, help='batch size of the exported model (default 1)')
-    parser.add_argument('--example-size', type=int, nargs=2, default=list(DEFAULT_EXAMPLE_SIZE), metavar=('H', 'W'),
-                        help='size of the example image the exporter traces (default %s %s; the model takes any '
-                             'size)' % DEFAULT_EXAMPLE_SIZE)
-    parser.add_argument('--check', type=int, nargs=2, action='append', metavar=('H', 'W'),
-                        help='compare onnxruntime with PyTorch on a random H x W image; repeatable (default: '
-                             + ', '.join(f'{h} {w}' for h, w in DEFAULT_CHECK_SIZES) + ')')
-    parser.add_argument('--no-check', action='store_true', help='export only, without the onnxruntime comparison')
-    parser.add_argument('--atol', type=float, default=DEFAULT_TOLERANCE,
-                        help=f'largest allowed absolute difference (default {DEFAULT_TOLERANCE:g})')
-    return parser
-
-
-def main(argv=None):
-    """The command line; returns the exit status (0 exported and matching, 1 mismatch, 2 set-up error)."""
-    from hint_plugin.inference import InferenceError, load_network, resolve_setup
-    from hint_plugin.utils.checkpoint import CheckpointError
-    from hint_plugin.utils.options import OptionsError
-
-    args = build_parser().parse_args(argv)
-    try:
-        for name in ('onnx', 'onnxruntime') + (('onnxscript', ) if args.exporter == 'dynamo' else ()):
-            require(name)
-        setup = resolve_setup(args.opt, args.weights, args.config, args.param_key)
-        net = load_network(setup.network_opt, setup.weights, setup.param_key, setup.strict, device='cpu')
-        print(f'exporting {type(net).__name__} with the {args.exporter} exporter (a minute for small networks, '
-              'several for the released size) ...', file=sys.stderr, flush=True)
-        export_onnx(net, args.output, args.opset, tuple(args.example_size), args.batch, args.exporter)
-    except (ExportError, InferenceError, CheckpointError, OptionsError) as error:
-        print(f'error: {" ".join(str(error).split())}', file=sys.stderr)
-        return EXIT_SETUP
-    print(f'exported {args.output} (opset {args.opset}, {args.exporter} exporter, input '
-          f'({args.batch}, {input_channels(net)}, height, width) float32)')
-    if args.no_check:
-        return EXIT_OK
-    try:
-        results = check_onnx(args.output, net, args.check or DEFAULT_CHECK_SIZES, atol=args.atol)
-    except ExportError as error:
-        print(f'error: {error}', file=sys.stderr)
-        return EXIT_MISMATCH
-    print('onnxruntime matches PyTorch: ' + ', '.join(f'{h}x{w} max |difference| {difference:.2g}'
-                                                        for (h, w), difference in results))
-    return EXIT_OK
-
-
-if __name__ == '__main__':
-    sys.exit(main())

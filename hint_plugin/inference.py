@@ -1,4 +1,4 @@
-"""Restore image files with HINT (or any BasicSR network): the library behind ``tools/inference.py``.
+"""Restore images and folders with HINT (or any BasicSR network): the library behind ``tools/inference.py``.
 
 From Python::
 
@@ -15,44 +15,38 @@ asked, or when the device runs out of memory: then the tile size is halved (from
 or reaches ``min_tile``. Outputs never replace an input, and
 replace an existing file only with ``overwrite``. A file that fails is reported and skipped.
 
-Setup problems (options, checkpoint, device, no inputs) raise :class:`InferenceError` or
-:class:`~hint_plugin.utils.checkpoint.CheckpointError`; the command line turns them into one line and exit 2.
+Setup problems raise the errors of :mod:`hint_plugin.errors`: :class:`~hint_plugin.errors.OptionsError` (options,
+network, device), :class:`~hint_plugin.errors.CheckpointError`, :class:`~hint_plugin.errors.ImageError` (no inputs,
+no output folder); the command line turns them into one line and exit status 2.
 """
-import argparse
 import glob
 import logging
 import os
 import re
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import cv2
 import torch
 from tqdm import tqdm
 
-import hint_plugin  # noqa: F401  (compat fixes; registers HINT into BasicSR's registries)
+import hint_plugin  # noqa: F401  (registers HINT into BasicSR's registries)
 from basicsr.archs import build_network
-from hint_plugin.utils.allocator import retain_freed_memory
-from hint_plugin.utils.checkpoint import CheckpointError, load_weights
-from hint_plugin.utils.image_io import (DEFAULT_JPEG_QUALITY, ImageError, from_rgb_float, is_image_file, read_image,
-                                        to_rgb_float, write_image)
-from hint_plugin.utils.options import OptionsError, network_options, read_options
+from hint_plugin.archs.padding import PAD_MULTIPLE
+from hint_plugin.errors import ImageError, OptionsError
+from hint_plugin.utils.checkpoint import load_weights
+from hint_plugin.utils.image_io import (DEFAULT_JPEG_QUALITY, from_rgb_float, is_image_file, read_image, to_rgb_float,
+                                        write_image)
+from hint_plugin.utils.options import network_options, read_options
 from hint_plugin.utils.tiling import restore
 
 DEFAULT_OVERLAP = 32
 DEFAULT_MIN_TILE = 64
-DEFAULT_WINDOW_SIZE = 8
-EXIT_OK, EXIT_FAILED, EXIT_SETUP = 0, 1, 2
+DEFAULT_WINDOW_SIZE = PAD_MULTIPLE
 
 logger = logging.getLogger(__name__)
 
 _OUT_OF_MEMORY = re.compile(r"out of memory|can't allocate|cannot allocate|not enough memory|failed to allocate",
                             re.IGNORECASE)
-
-
-class InferenceError(Exception):
-    """A setup problem: unreadable options, no network or checkpoint, unusable device, no inputs."""
 
 
 def _first_line(error):
@@ -91,9 +85,9 @@ def resolve_setup(opt=None, weights=None, config=None, param_key=None, tile=None
     option file's.
     """
     if opt is not None and config is not None:
-        raise InferenceError('give either --opt or --config, not both (--opt carries its own network_g)')
+        raise OptionsError('give either --opt or --config, not both (--opt carries its own network_g)')
     if opt is None and weights is None:
-        raise InferenceError('give --opt TEST_YAML, or --weights CKPT (with --config NETWORK_YAML for a network '
+        raise OptionsError('give --opt TEST_YAML, or --weights CKPT (with --config NETWORK_YAML for a network '
                              'other than the default HINT)')
     if opt is not None:
         options = read_options(opt)
@@ -101,7 +95,7 @@ def resolve_setup(opt=None, weights=None, config=None, param_key=None, tile=None
         tiling = _mapping(val.get('tile'))
         weights = weights or paths.get('pretrain_network_g')
         if not weights:
-            raise InferenceError(f'{opt} has no path.pretrain_network_g: pass --weights CKPT')
+            raise OptionsError(f'{opt} has no path.pretrain_network_g: pass --weights CKPT')
         setup = Setup(network_options(options, opt), str(weights), param_key or paths.get('param_key_g') or 'params',
                       bool(paths.get('strict_load_g', True)), tiling.get('size') or None,
                       tiling.get('overlap', DEFAULT_OVERLAP), val.get('window_size', DEFAULT_WINDOW_SIZE))
@@ -117,7 +111,7 @@ def resolve_setup(opt=None, weights=None, config=None, param_key=None, tile=None
         value = getattr(setup, name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)
                                   or value < (0 if name == 'overlap' else 1)):
-            raise InferenceError(f'{name} must be a{" non-negative" if name == "overlap" else " positive"} '
+            raise OptionsError(f'{name} must be a{" non-negative" if name == "overlap" else " positive"} '
                                  f'integer, got {value!r}')
     return setup
 
@@ -129,14 +123,14 @@ def resolve_device(name='auto'):
     try:
         device = torch.device(name)
     except (RuntimeError, ValueError):
-        raise InferenceError(f'unknown device {name!r} (auto, cpu, cuda or cuda:N)') from None
+        raise OptionsError(f'unknown device {name!r} (auto, cpu, cuda or cuda:N)') from None
     if device.type == 'cuda':
         if not torch.cuda.is_available():
-            raise InferenceError('CUDA is not available on this machine (use --device cpu or auto)')
+            raise OptionsError('CUDA is not available on this machine (use --device cpu or auto)')
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise InferenceError(f'{name}: only {torch.cuda.device_count()} CUDA device(s) here')
+            raise OptionsError(f'{name}: only {torch.cuda.device_count()} CUDA device(s) here')
     elif device.type != 'cpu':
-        raise InferenceError(f'unsupported device {name!r} (auto, cpu, cuda or cuda:N)')
+        raise OptionsError(f'unsupported device {name!r} (auto, cpu, cuda or cuda:N)')
     return device
 
 
@@ -152,9 +146,9 @@ def load_network(network_opt=None, weights=None, param_key='params_ema', strict=
     try:
         net = build_network(network_opt)
     except KeyError as error:  # the registry's "No object named ... found"
-        raise InferenceError(f'cannot build network_g: {error.args[0] if error.args else error}') from None
+        raise OptionsError(f'cannot build network_g: {error.args[0] if error.args else error}') from None
     except (TypeError, ValueError) as error:
-        raise InferenceError(f'cannot build network_g of type {network_opt.get("type")}: '
+        raise OptionsError(f'cannot build network_g of type {network_opt.get("type")}: '
                              f'{_first_line(error)}') from None
     if weights is not None:
         mismatch = load_weights(net, weights, param_key, strict)
@@ -322,7 +316,8 @@ def restore_files(inputs, output_dir, net, device='cpu', tile=None, overlap=DEFA
     ``overwrite``, when another input of this run already wrote that output, or when restoring it raises.
     Inputs that match nothing count as failures too. ``progress`` shows a tqdm bar on stderr.
 
-    Raises :class:`InferenceError` when ``inputs`` hold no image at all or ``output_dir`` cannot be created.
+    Raises :class:`~hint_plugin.errors.ImageError` when ``inputs`` hold no image at all or ``output_dir`` cannot be
+    created.
     """
     log = log or logger.warning
     files, problems = collect_inputs(inputs)
@@ -330,15 +325,15 @@ def restore_files(inputs, output_dir, net, device='cpu', tile=None, overlap=DEFA
     for name, reason in problems:
         log(f'skipped {name}: {reason}')
     if not files:
-        raise InferenceError('no input images found in ' + ', '.join(name for name, _ in problems))
+        raise ImageError(', '.join(name for name, _ in problems), 'no input images found')
     try:
         os.makedirs(output_dir, exist_ok=True)
     except OSError as error:
-        raise InferenceError(f'cannot create the output folder {output_dir}: {error.strerror or error}') from None
+        raise ImageError(output_dir, f'cannot create the output folder: {error.strerror or error}') from None
     input_ids = {_file_id(path): path for path in files} | {os.path.realpath(path): path for path in files}
     input_ids.pop(None, None)
     written = {}
-    bar = tqdm(files, desc='restoring', unit='image', file=sys.stderr, disable=not progress, dynamic_ncols=True)
+    bar = tqdm(files, desc='restoring', unit='image', disable=not progress, dynamic_ncols=True)
     for path in bar:
         target = output_path(path, output_dir, suffix)
         target_key = os.path.realpath(target)
@@ -368,100 +363,3 @@ def restore_files(inputs, output_dir, net, device='cpu', tile=None, overlap=DEFA
             log(f'skipped {path}: {reason}')
     bar.close()
     return summary
-
-
-# --------------------------------------------------------------------------------------------- command line
-def _integer(minimum, maximum=None):
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f'not an integer: {text!r}') from None
-        if value < minimum or (maximum is not None and value > maximum):
-            raise argparse.ArgumentTypeError(f'must be {minimum} to {maximum}, got {value}' if maximum is not None
-                                             else f'must be >= {minimum}, got {value}')
-        return value
-
-    return parse
-
-
-def add_network_arguments(parser, opt_keys='network_g, path.pretrain_network_g, path.param_key_g'):
-    """The ``--opt``/``--weights``/``--config``/``--param-key`` group that :func:`resolve_setup` takes.
-
-    Shared by the command lines that load a network and its checkpoint (inference, ONNX export); ``opt_keys``
-    names the keys of ``--opt`` the command reads.
-    """
-    model = parser.add_argument_group('network and checkpoint (--opt, or --weights [--config])')
-    model.add_argument('--opt', '-opt', metavar='TEST_YAML', help=f'BasicSR test options: {opt_keys}')
-    model.add_argument('--weights', metavar='CKPT', help='checkpoint (overrides path.pretrain_network_g of --opt)')
-    model.add_argument('--config', metavar='NETWORK_YAML',
-                       help='any option file whose network_g describes the network (default: HINT())')
-    model.add_argument('--param-key', metavar='KEY',
-                       help='checkpoint key: default path.param_key_g of --opt, else params_ema (falling back to '
-                            'params, then a bare state_dict)')
-
-
-def build_parser():
-    parser = argparse.ArgumentParser(
-        prog='tools/inference.py', allow_abbrev=False,
-        description='Restore images with HINT (or any BasicSR network). Each image comes out with its size, '
-                    'bit depth (8/16), channel count, alpha and format; inputs are never overwritten.',
-        epilog='Grayscale images go through the network as RGB and are written back as the mean of the three '
-               'restored channels; an alpha channel is copied unchanged; metadata (EXIF, ICC) is not carried '
-               'over. Exit status: 0 all restored, 1 some images failed (listed in the summary), 2 bad arguments, '
-               'options or checkpoint. Example: tools/inference.py -i noisy/ -o restored/ '
-               '--opt options/test/HINT_GaussianColorDenoising_Blind.yml --tile 512')
-    parser.add_argument('-i', '--input', nargs='+', required=True, metavar='INPUT',
-                        help='image files, folders (their images) or quoted glob patterns ("photos/**/*.png")')
-    parser.add_argument('-o', '--output', required=True, metavar='OUTPUT_DIR',
-                        help='folder for the restored images, <stem><suffix><ext> (created if missing)')
-    add_network_arguments(parser, opt_keys='network_g, path.pretrain_network_g, path.param_key_g, val.tile')
-    tiling = parser.add_argument_group('tiling')
-    tiling.add_argument('--tile', type=_integer(0), metavar='SIZE',
-                        help='restore in overlapping tiles of SIZE px, blended (default: val.tile.size of --opt, '
-                             'else whole images; 0: whole images)')
-    tiling.add_argument('--tile-overlap', type=_integer(0), metavar='N',
-                        help=f'overlap of neighbouring tiles (default: val.tile.overlap, else {DEFAULT_OVERLAP})')
-    tiling.add_argument('--min-tile', type=_integer(0), default=DEFAULT_MIN_TILE, metavar='SIZE',
-                        help='smallest tile tried after running out of memory (tiles halve on each '
-                             f'out-of-memory error; default {DEFAULT_MIN_TILE})')
-    parser.add_argument('--device', default='auto', metavar='{auto,cpu,cuda,cuda:N}',
-                        help='auto: cuda if available, else cpu (default auto)')
-    parser.add_argument('--suffix', default='', help='appended to each output stem (default none)')
-    parser.add_argument('--overwrite', action='store_true',
-                        help='replace existing outputs (an input is never replaced)')
-    parser.add_argument('--jpeg-quality', type=_integer(1, 100), default=DEFAULT_JPEG_QUALITY, metavar='1-100',
-                        help=f'quality of JPEG outputs, 4:4:4 chroma (default {DEFAULT_JPEG_QUALITY})')
-    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
-    return parser
-
-
-def main(argv=None):
-    """The command line; returns the exit status (0 all restored, 1 some failed, 2 set-up error)."""
-    args = build_parser().parse_args(argv)
-    retain_freed_memory()  # large CPU feature maps reuse memory instead of page-faulting
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # failures are reported by file name
-
-    def log(message):
-        tqdm.write(message, file=sys.stderr)
-
-    try:
-        setup = resolve_setup(args.opt, args.weights, args.config, args.param_key, args.tile, args.tile_overlap)
-        device = resolve_device(args.device)
-        net = load_network(setup.network_opt, setup.weights, setup.param_key, setup.strict, device)
-        channels = getattr(net, 'inp_channels', 3)
-        if channels != 3:
-            raise InferenceError(f'the network takes {channels}-channel inputs; this tool restores RGB, grayscale '
-                                 'and RGBA images (3 channels into the network)')
-        summary = restore_files(args.input, args.output, net, device, setup.tile, setup.overlap, setup.window_size,
-                                args.min_tile, args.suffix, args.overwrite, args.jpeg_quality,
-                                progress=not args.no_progress and sys.stderr.isatty(), log=log)
-    except (InferenceError, CheckpointError, OptionsError) as error:
-        print(f'error: {" ".join(str(error).split())}', file=sys.stderr)
-        return EXIT_SETUP
-    print(summary, file=sys.stdout if summary.ok else sys.stderr)
-    return EXIT_OK if summary.ok else EXIT_FAILED
-
-
-if __name__ == '__main__':
-    sys.exit(main())

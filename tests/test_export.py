@@ -16,6 +16,8 @@ from torch.nn import functional as F
 
 from hint_plugin import export
 from hint_plugin.archs.hint_arch import HINT
+from hint_plugin.errors import ExportError
+from tools import export_onnx as command
 
 # neither side a multiple of 8 (HINT pads internally); 17x3 takes HINT's replicate padding (pad >= width)
 CHECK_SIZES = ((37, 45), (66, 83), (17, 3))
@@ -75,17 +77,17 @@ def test_exportable_ops_are_the_torch_ones():
 
 def test_missing_package_and_bad_arguments_are_clear(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, 'onnxruntime', None)  # import onnxruntime now raises ImportError
-    with pytest.raises(export.ExportError, match=r"onnxruntime .*pip install -e '\.\[export\]'"):
+    with pytest.raises(ExportError, match=r"onnxruntime .*pip install -e '\.\[export\]'"):
         export.require('onnxruntime')
     net = tiny_hint('official')
     path = str(tmp_path / 'x.onnx')
-    with pytest.raises(export.ExportError, match='opsets'):
+    with pytest.raises(ExportError, match='opsets'):
         export.export_onnx(net, path, opset=7)
-    with pytest.raises(export.ExportError, match='exporter must be'):
+    with pytest.raises(ExportError, match='exporter must be'):
         export.export_onnx(net, path, exporter='tflite')
-    with pytest.raises(export.ExportError, match='example_size'):
+    with pytest.raises(ExportError, match='example_size'):
         export.export_onnx(net, path, example_size=(0, 8))
-    with pytest.raises(export.ExportError, match='batch'):
+    with pytest.raises(ExportError, match='batch'):
         export.export_onnx(net, path, batch=0)
     assert not os.path.exists(path)
 
@@ -127,13 +129,13 @@ def test_command_line_exports_and_checks(tmp_path):
          '--output', str(output), '--exporter', 'torchscript', '--opset', '17', '--check', '37', '45', '--check',
          '21', '30'], cwd=tmp_path, env=dict(os.environ, OMP_NUM_THREADS='1'), capture_output=True, text=True,
         timeout=900)
-    assert run.returncode == export.EXIT_OK, run.stderr[-3000:]
+    assert run.returncode == command.EXIT_OK, run.stderr[-3000:]
     assert 'opset 17, torchscript exporter, input (1, 3, height, width)' in run.stdout, run.stdout
     assert 'onnxruntime matches PyTorch: 37x45' in run.stdout and '21x30' in run.stdout, run.stdout
 
     # the file is the checkpoint's network: it matches it, and a differently initialised one is reported
     export.check_onnx(str(output), net, [(20, 13)])
-    with pytest.raises(export.ExportError, match=r'20x13: max \|difference\| .* > 0\.0001.*official variant'):
+    with pytest.raises(ExportError, match=r'20x13: max \|difference\| .* > 0\.0001.*official variant'):
         export.check_onnx(str(output), tiny_hint('official', seed=1), [(20, 13)])
 
 
@@ -143,12 +145,12 @@ def test_command_line_setup_errors_exit_2(tmp_path, capsys):
     torch.save({'params': HINT(**TINY_CONFIG).state_dict()}, weights)
     output = tmp_path / 'x.onnx'
     # a tiny checkpoint for the default (full-size) HINT: refused before anything is exported
-    assert export.main(['--weights', str(weights), '--output', str(output)]) == export.EXIT_SETUP
+    assert command.main(['--weights', str(weights), '--output', str(output)]) == command.EXIT_SETUP
     error = capsys.readouterr().err
     assert error.startswith('error: ') and 'does not fit HINT' in error, error
     config = tmp_path / 'tiny.yml'
     config.write_text(yaml.safe_dump({'network_g': {'type': 'HINT', **TINY_CONFIG}}))
-    assert export.main(['--weights', str(weights), '--config', str(config), '--output', str(output),
-                        '--opset', '99']) == export.EXIT_SETUP
+    assert command.main(['--weights', str(weights), '--config', str(config), '--output', str(output),
+                        '--opset', '99']) == command.EXIT_SETUP
     assert 'supports opsets' in capsys.readouterr().err
     assert not output.exists()

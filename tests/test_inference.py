@@ -19,8 +19,9 @@ import yaml
 
 from hint_plugin import inference
 from hint_plugin.archs.hint_arch import HINT
+from hint_plugin.errors import CheckpointError, ImageError
 from hint_plugin.utils import image_io
-from hint_plugin.utils.checkpoint import CheckpointError
+from tools import inference as command
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1)
@@ -213,12 +214,12 @@ def test_truncated_and_missing_files_are_named_and_skipped(assets, net, tmp_path
     assert failed[missing] == 'no such file or folder'
     assert any('b_truncated.jpg' in message for message in messages)
     assert str(summary).startswith('restored 2 of 4 images, 2 failed: ') and 'b_truncated.jpg (' in str(summary)
-    with pytest.raises(inference.InferenceError, match='no input images'):
+    with pytest.raises(ImageError, match='no input images'):
         inference.restore_files([missing], tmp_path, net)
 
 
 def test_checkpoint_of_another_architecture_is_one_line_and_exit_2(assets, tmp_path, capsys):
-    code = inference.main(['-i', str(assets['images']), '-o', str(tmp_path / 'out'), '--weights', str(assets['other']),
+    code = command.main(['-i', str(assets['images']), '-o', str(tmp_path / 'out'), '--weights', str(assets['other']),
                            '--config', str(assets['config'])])
     captured = capsys.readouterr()
     assert code == 2 and captured.out == ''
@@ -245,7 +246,7 @@ def test_a_pickle_that_runs_code_is_refused_and_never_runs(assets, tmp_path, cap
     torch.save({'params': {'weight': Payload()}}, evil)
     with pytest.raises(CheckpointError, match='refused'):
         inference.load_network({'type': 'HINT', **TINY}, evil)
-    assert inference.main(['-i', str(tmp_path), '-o', str(tmp_path / 'out'), '--weights', str(evil),
+    assert command.main(['-i', str(tmp_path), '-o', str(tmp_path / 'out'), '--weights', str(evil),
                            '--config', str(config), '--device', 'cpu']) == 2
     err = capsys.readouterr().err
     assert err.count('\n') == 1 and err.startswith('error: ') and 'refused' in err
@@ -262,7 +263,7 @@ def test_checkpoint_layouts_and_setup_errors(assets, net, tmp_path, capsys):
         assert not loaded.training
 
     def run(*args):
-        code = inference.main(['-i', str(assets['images'] / 'odd.png'), '-o', str(tmp_path / 'o'), *args])
+        code = command.main(['-i', str(assets['images'] / 'odd.png'), '-o', str(tmp_path / 'o'), *args])
         return code, capsys.readouterr().err
 
     for args, says in ((['--config', str(assets['config'])], 'give --opt'),

@@ -7,20 +7,271 @@
 
 With ``--revision``, the network is that git revision's HINT (exported to a temporary folder), timed by this
 version's code: two implementations compared on the same machine.
+
+Timing and memory of training steps and inference, each measured in a fresh process.
+
+A training step is forward + L1 loss + backward + AdamW step on random data; inference is one forward pass
+under ``torch.inference_mode``. Each measurement runs ``warmup`` untimed repetitions, then reports the median
+of ``repeat`` timed ones (and the fastest, the better estimate on a machine whose cores are shared), and the
+process's peak resident memory (CPU) or the peak CUDA allocation (GPU).
+With ``profile``, one more step runs under ``torch.profiler`` and the result gains the operators that took the
+most time (self time, summed per operator) and the share of the convolutions (forward and backward).
+
+With ``source`` (a directory holding another version of this package, e.g. :func:`export_revision`'s), the
+network is that version's ``HINT``: the measurement then runs in a fresh interpreter with that directory first
+on its path, so the same timing code compares two implementations on the same machine in the same minute.
 """
 import argparse
+import importlib.util
 import json
+import multiprocessing
+import os
+import platform
+import resource
+import statistics
+import subprocess
 import sys
+import tarfile
 import tempfile
+import time
+from contextlib import nullcontext
 from os import path as osp
+from pathlib import Path
+
+import torch
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, REPO)  # run from a checkout without installing
 
-from hint_plugin.benchmark import DTYPES, benchmark, export_revision, profile_lines, table  # noqa: E402
+DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp64': torch.float64}
+CONVOLUTION_OPS = ('convolution', 'conv2d', 'mkldnn_convolution', 'cudnn_convolution', 'convolution_backward')
+
+
+def _profile(step, device, top):
+    """Self time per operator of one ``step``: ``(top operators [(name, seconds)], convolution share, total s)``."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == 'cuda' else [])
+    with profile(activities=activities) as prof:
+        step()
+        _synchronize(device)
+    attribute = 'self_device_time_total' if device.type == 'cuda' else 'self_cpu_time_total'
+    times = {event.key: getattr(event, attribute) / 1e6 for event in prof.key_averages()
+             if event.key.startswith('aten::')}
+    total = sum(times.values())
+    convolution = sum(t for name, t in times.items() if name.removeprefix('aten::') in CONVOLUTION_OPS)
+    ranked = sorted(times.items(), key=lambda item: -item[1])[:top]
+    return ranked, convolution / total if total else 0.0, total
+
+
+def _load_by_path(name, path):
+    """Import the module file ``path`` as ``name`` without putting its package on the path."""
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
+
+
+def _network_overrides(spec):
+    """The ``network_g`` keys the spec sets (those left ``None`` keep the option file's or HINT's defaults)."""
+    return {key: spec[key] for key in ('variant', 'use_checkpoint', 'channels_last') if spec.get(key) is not None}
+
+
+def _build(spec):
+    if spec.get('source'):
+        return _build_from_source(spec)
+    import hint_plugin  # noqa: F401  (spawned processes start bare)
+    from hint_plugin.utils.options import network_from_options
+    return network_from_options(spec.get('opt'), **_network_overrides(spec))
+
+
+def _build_from_source(spec):
+    """``HINT`` of the package version first on the path (``spec['source']``), from ``opt``'s ``network_g``.
+
+    Only plain keyword arguments are passed (the YAML's ``network_g`` without ``type``, then the non-None
+    overrides), so any version of the package builds the same network.
+    """
+    import yaml
+    from hint_plugin.archs.hint_arch import HINT
+
+    network = {}
+    if spec.get('opt'):
+        with open(spec['opt'], encoding='utf-8') as file:
+            network = dict(yaml.safe_load(file)['network_g'])
+        network.pop('type', None)
+    network.update(_network_overrides(spec))
+    return HINT(**network)
+
+
+def _retain_freed_memory(spec):
+    """:func:`hint_plugin.utils.allocator.retain_freed_memory` of this version, unless ``system_malloc``.
+
+    Loaded by file path so that it applies in the same way when another version of the package is measured.
+    """
+    if spec.get('system_malloc'):
+        return False
+    allocator = _load_by_path('_hint_benchmark_allocator', Path(REPO) / 'hint_plugin' / 'utils' / 'allocator.py')
+    return allocator.retain_freed_memory()
+
+
+def _synchronize(device):
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def _measure(spec):
+    """Run one measurement described by ``spec`` (a dict, see :func:`benchmark`) in this process."""
+    spec = dict(spec, retain_freed_memory=_retain_freed_memory(spec))
+    torch.manual_seed(0)
+    if spec.get('threads'):
+        torch.set_num_threads(spec['threads'])
+    device = torch.device(spec['device'])
+    dtype = DTYPES[spec['dtype']]
+    net = _build(spec).to(device)
+    if dtype == torch.float64:
+        net = net.double()
+    # bf16 runs under autocast (weights stay fp32, as in mixed-precision training)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if dtype == torch.bfloat16 else nullcontext()
+    model = torch.compile(net) if spec.get('compile') else net
+    height, width = spec['size']
+    channels = net.patch_embed.proj.in_channels
+    data_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+    lq = torch.rand(spec['batch'], channels, height, width, device=device, dtype=data_dtype)
+
+    if spec['mode'] == 'train':
+        net.train()
+        gt = torch.rand_like(lq[:, :3])
+        optimizer = torch.optim.AdamW(net.parameters(), lr=1e-4)
+
+        def step():
+            optimizer.zero_grad(set_to_none=True)
+            with autocast:
+                loss = torch.nn.functional.l1_loss(model(lq).float(), gt.float())
+            loss.backward()
+            optimizer.step()
+    else:
+        net.eval()
+
+        def step():
+            with torch.inference_mode(), autocast:
+                model(lq)
+
+    if device.type == 'cuda':
+        torch.cuda.reset_peak_memory_stats(device)
+    times = []
+    for i in range(spec['warmup'] + spec['repeat']):
+        _synchronize(device)
+        start = time.perf_counter()
+        step()
+        _synchronize(device)
+        if i >= spec['warmup']:
+            times.append(time.perf_counter() - start)
+    result = dict(spec, median_s=statistics.median(times), min_s=min(times), times_s=times)
+    if spec.get('profile'):
+        result['top_ops'], result['convolution_share'], result['profiled_s'] = _profile(step, device, spec['profile'])
+    if device.type == 'cuda':
+        result['peak_cuda_gb'] = torch.cuda.max_memory_allocated(device) / 1e9
+        result['device_name'] = torch.cuda.get_device_name(device)
+    else:
+        result['peak_rss_gb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+        result['device_name'] = platform.processor() or platform.machine()
+    if spec.get('source'):
+        result['network_file'] = sys.modules[type(net).__module__].__file__
+    result['torch'] = torch.__version__
+    result['threads'] = torch.get_num_threads()
+    return result
+
+
+def benchmark(specs):
+    """Measure each spec in its own spawned process (so peak memory is per measurement); returns results.
+
+    A spec: ``mode`` ('train' | 'infer'), ``size`` (H, W), ``batch``, ``device``, ``dtype`` ('fp32' | 'bf16' |
+    'fp64'), ``warmup``, ``repeat``, and optionally ``opt`` (YAML with network_g), ``variant``,
+    ``use_checkpoint``, ``channels_last``, ``compile``, ``threads``, ``profile`` (how many operators to list),
+    ``system_malloc`` (keep glibc's allocation defaults instead of :mod:`hint_plugin.utils.allocator`'s),
+    ``source`` (measure the ``HINT`` of the package version in that directory) and ``revision`` (its label).
+    """
+    context = multiprocessing.get_context('spawn')
+    results = []
+    for spec in specs:
+        if spec.get('source'):
+            results.append(_measure_source(spec))
+            continue
+        with context.Pool(1) as pool:
+            results.append(pool.apply(_measure, (spec, )))
+    return results
+
+
+# run by _measure_source: this file loaded by path, so the child's ``hint_plugin`` is the one on PYTHONPATH
+_SOURCE_CHILD = """
+import importlib.util, json, sys
+module_spec = importlib.util.spec_from_file_location('_hint_benchmark', sys.argv[1])
+module = importlib.util.module_from_spec(module_spec)
+module_spec.loader.exec_module(module)
+print('BENCHMARK-RESULT ' + json.dumps(module._measure(json.loads(sys.argv[2]))))
+"""
+
+
+def _measure_source(spec):
+    """:func:`_measure` in a fresh interpreter whose ``hint_plugin`` is the one in ``spec['source']``."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [spec['source'], os.environ.get('PYTHONPATH')])))
+    child = subprocess.run([sys.executable, '-c', _SOURCE_CHILD, __file__, json.dumps(spec)], cwd=spec['source'],
+                           env=env, capture_output=True, text=True, check=False)
+    lines = [line for line in child.stdout.splitlines() if line.startswith('BENCHMARK-RESULT ')]
+    if child.returncode != 0 or not lines:
+        raise RuntimeError(f"measuring the network of {spec['source']} failed (exit code {child.returncode}):\n"
+                           f'{child.stderr[-3000:]}')
+    return json.loads(lines[-1].removeprefix('BENCHMARK-RESULT '))
+
+
+def export_revision(revision, directory, repo):
+    """Write the files of git ``revision`` of the repository at ``repo`` into ``directory``; returns its short hash.
+
+    ``git archive`` rather than a worktree: nothing to clean up in the repository, and it works in shallow clones
+    for the commits they hold.
+    """
+    def git(problem, *args):
+        result = subprocess.run(['git', '-C', str(repo), *args], capture_output=True, check=False)
+        if result.returncode != 0:
+            raise ValueError(f'{problem} (git {args[0]}: {result.stderr.decode().strip()})')
+        return result.stdout
+
+    commit = git(f'{revision!r} is not a commit of the repository at {repo}',
+                 'rev-parse', '--short', '--verify', f'{revision}^{{commit}}').decode().strip()
+    archive = Path(directory) / 'revision.tar'
+    archive.write_bytes(git(f'cannot export commit {commit}', 'archive', '--format=tar', commit))
+    with tarfile.open(archive) as tar:
+        tar.extractall(directory, filter='data')
+    archive.unlink()
+    return commit
+
+
+def profile_lines(result):
+    """The operator breakdown of a profiled result, one line each."""
+    lines = [f"{result['mode']} {result['size'][0]}x{result['size'][1]}: {result['profiled_s']:.3f} s of operator self "
+             f"time, {100 * result['convolution_share']:.0f}% in convolutions (forward and backward)"]
+    lines += [f'  {name:40s} {seconds:8.3f} s' for name, seconds in result['top_ops']]
+    return lines
+
+
+def table(results):
+    """A Markdown table of :func:`benchmark` results."""
+    columns = ['mode', 'size', 'batch', 'device', 'dtype', 'variant', 'ckpt', 'ch-last', 'compile', 'freed kept',
+               'median s', 'min s', 'peak GB', 'code']
+    lines = ['| ' + ' | '.join(columns) + ' |', '|' + '---|' * len(columns)]
+    for r in results:
+        peak = r.get('peak_cuda_gb', r.get('peak_rss_gb'))
+        lines.append(f"| {r['mode']} | {r['size'][0]}x{r['size'][1]} | {r['batch']} | {r['device']} | {r['dtype']} | "
+                     f"{r.get('variant') or 'yaml'} | {bool(r.get('use_checkpoint'))} | "
+                     f"{r.get('channels_last', True) is not False} | {bool(r.get('compile'))} | "
+                     f"{r['retain_freed_memory']} | "
+                     f"{r['median_s']:.3f} | {r['min_s']:.3f} | {peak:.2f} | {r.get('revision') or 'this tree'} |")
+    return '\n'.join(lines)
 
 
 def main(argv=None):
+    # this checkout's package for the measurements (spawned processes inherit the path); not at import, since a
+    # --revision measurement loads this file in an interpreter whose hint_plugin is the revision's
+    sys.path.insert(0, REPO)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--opt', help='a YAML whose network_g describes the network (default: HINT defaults)')
     parser.add_argument('--variant', choices=['official', 'refined'])

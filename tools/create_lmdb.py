@@ -10,7 +10,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from 
 
 import hint_plugin  # noqa: E402,F401  (before any basicsr import: it patches a torchvision import)
 from hint_plugin.data.lmdb_layouts import (  # noqa: E402
-    KEY_SOURCES, LAYOUTS, DatasetLayoutError, configure_layout, create_lmdbs)
+    KEY_SOURCES, LAYOUTS, configure_layout, create_lmdbs)
+from hint_plugin.errors import DataError  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -43,7 +44,7 @@ def main(argv=None):
     try:
         layout = configure_layout(args.layout, args.lq_dir, args.gt_dir, args.lq_pattern, args.gt_pattern, args.key)
         summary = create_lmdbs(args.input, args.output, layout, args.overwrite, args.name, args.compress_level)
-    except DatasetLayoutError as err:
+    except DataError as err:
         sys.exit(f'create_lmdb.py: error: {err}')
     print(summary)
 

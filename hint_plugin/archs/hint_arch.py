@@ -22,12 +22,10 @@ from hint_plugin.archs.hmha_arch import HMHA
 from hint_plugin.archs.layers import (LAYER_NORM_TYPES, ChannelLayerNorm, Downsample, GatedDconvFeedForward,
                                       PatchEmbed, Upsample)
 from hint_plugin.archs.ops import RecomputesStretches
+from hint_plugin.archs.padding import PAD_MULTIPLE, pad_to_multiple
 from hint_plugin.archs.qkcu_arch import (DEFAULT_CACHE_MOMENTUM, DEFAULT_HEAD_RATIOS, CarriesCache, head_sizes,
                                          resolve_cache_options)
-from hint_plugin.utils.tiling import pad_to_multiple
 from hint_plugin.utils.validation import check_bool, check_int, check_int_list
-
-PAD_MULTIPLE = 8  # three 2x downsamplings
 
 
 class TransformerBlock(nn.Module):

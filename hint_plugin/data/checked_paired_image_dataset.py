@@ -16,38 +16,35 @@ from basicsr.utils import FileClient, bgr2ycbcr, imfrombytes, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from torchvision.transforms.functional import normalize
 
+from hint_plugin.errors import DataError
 from hint_plugin.utils.messages import listing
-
-
-class PairedDataError(ValueError):
-    """Paired data that cannot be read as asked; the message names the files or LMDB keys."""
 
 
 def lmdb_keys(folder, side):
     """The keys BasicSR reads from ``folder/meta_info.txt`` (``side``: 'lq' or 'gt', for the message)."""
     meta_info = osp.join(folder, 'meta_info.txt')
     if not osp.isfile(meta_info):
-        raise PairedDataError(f"dataroot_{side} '{folder}' is not a BasicSR LMDB: no meta_info.txt in it "
+        raise DataError(f"dataroot_{side} '{folder}' is not a BasicSR LMDB: no meta_info.txt in it "
                               '(tools/create_lmdb.py writes one)')
     return paths_from_lmdb(folder)
 
 
 def check_same_keys(lq_keys, gt_keys, lq_where, gt_where, noun='key'):
-    """Raise :class:`PairedDataError` naming a few keys of each side that the other lacks."""
+    """Raise :class:`DataError` naming a few keys of each side that the other lacks."""
     lq_keys, gt_keys = set(lq_keys), set(gt_keys)
     lq_only, gt_only = lq_keys - gt_keys, gt_keys - lq_keys
     if lq_only or gt_only:
         parts = [f'{listing(only, noun)} of {have} missing from {lack}'
                  for only, have, lack in ((gt_only, gt_where, lq_where), (lq_only, lq_where, gt_where)) if only]
-        raise PairedDataError('lq and gt do not hold the same images: ' + '; '.join(parts))
+        raise DataError('lq and gt do not hold the same images: ' + '; '.join(parts))
 
 
 def check_folder_pairs(lq_folder, gt_folder, filename_tmpl):
-    """Raise :class:`PairedDataError` naming a few unpaired files where BasicSR's ``paired_paths_from_folder``
+    """Raise :class:`DataError` naming a few unpaired files where BasicSR's ``paired_paths_from_folder``
     (``gt/X.ext`` with ``lq/<filename_tmpl.format(X)>.ext``) would assert."""
     for side, folder in (('lq', lq_folder), ('gt', gt_folder)):
         if not osp.isdir(folder):
-            raise PairedDataError(f"dataroot_{side} '{folder}' does not exist (or is not a folder)")
+            raise DataError(f"dataroot_{side} '{folder}' does not exist (or is not a folder)")
     expected_lq = [f'{filename_tmpl.format(stem)}{ext}' for stem, ext in map(osp.splitext, scandir(gt_folder))]
     check_same_keys(scandir(lq_folder), expected_lq, f"dataroot_lq '{lq_folder}'",
                     f"dataroot_gt '{gt_folder}' (named through filename_tmpl '{filename_tmpl}')", noun='file')
@@ -57,7 +54,7 @@ def check_folder_pairs(lq_folder, gt_folder, filename_tmpl):
 class CheckedPairedImageDataset(PairedImageDataset):
     """BasicSR's ``PairedImageDataset`` (same options, same items) that names the bad data.
 
-    * An unreadable image raises :class:`PairedDataError` naming the file, or the LMDB key and the LMDB.
+    * An unreadable image raises :class:`DataError` naming the file, or the LMDB key and the LMDB.
     * lq and gt LMDBs (or folders) that hold different images are refused at construction, with a few of the
       keys (files) each side lacks.
     * An lq/gt pair whose sizes do not match (``gt = scale * lq``) names both images and both sizes. In
@@ -72,7 +69,7 @@ class CheckedPairedImageDataset(PairedImageDataset):
         self.is_lmdb = opt['io_backend']['type'] == 'lmdb'
         for side in ('lq', 'gt'):
             if not opt.get(f'dataroot_{side}'):
-                raise PairedDataError(f"{type(self).__name__}: option 'dataroot_{side}' is required")
+                raise DataError(f"{type(self).__name__}: option 'dataroot_{side}' is required")
         lq_folder, gt_folder = opt['dataroot_lq'], opt['dataroot_gt']
         if self.is_lmdb:
             check_same_keys(lmdb_keys(lq_folder, 'lq'), lmdb_keys(gt_folder, 'gt'), f"'{lq_folder}'",
@@ -92,13 +89,13 @@ class CheckedPairedImageDataset(PairedImageDataset):
         try:
             content = self.file_client.get(path, side)
         except OSError as error:
-            raise PairedDataError(f'cannot read the {self.where(path, side)}: {error.strerror or error}') from None
+            raise DataError(f'cannot read the {self.where(path, side)}: {error.strerror or error}') from None
         if content is None:
-            raise PairedDataError(f'the {self.where(path, side)} is listed in meta_info.txt but not in the LMDB')
+            raise DataError(f'the {self.where(path, side)} is listed in meta_info.txt but not in the LMDB')
         try:
             return imfrombytes(content, float32=True)
         except (AttributeError, cv2.error):  # cv2.imdecode returns None (or raises) on bytes it cannot decode
-            raise PairedDataError(f'cannot decode the {self.where(path, side)} '
+            raise DataError(f'cannot decode the {self.where(path, side)} '
                                   f'({len(content)} bytes): corrupted or not an image') from None
 
     def check_sizes(self, img_lq, img_gt, lq_path, gt_path):
@@ -108,7 +105,7 @@ class CheckedPairedImageDataset(PairedImageDataset):
         (h_lq, w_lq), (h_gt, w_gt) = img_lq.shape[:2], img_gt.shape[:2]
         if not (0 <= h_gt - scale * h_lq <= slack and 0 <= w_gt - scale * w_lq <= slack):
             times = f'{scale} x ' if scale != 1 else ''
-            raise PairedDataError(f'the {self.where(lq_path, "lq")} is {h_lq}x{w_lq} but the '
+            raise DataError(f'the {self.where(lq_path, "lq")} is {h_lq}x{w_lq} but the '
                                   f'{self.where(gt_path, "gt")} is {h_gt}x{w_gt}; expected gt = {times}lq in '
                                   'height and width')
 

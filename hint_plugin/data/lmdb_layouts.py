@@ -22,9 +22,10 @@ import cv2
 from basicsr.utils.lmdb_util import make_lmdb_from_imgs
 from tqdm import tqdm
 
+from hint_plugin.errors import DataError
+from hint_plugin.utils.image_io import IMAGE_EXTENSIONS
 from hint_plugin.utils.messages import listing
 
-IMG_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
 KEY_SOURCES = ('stem', 'id')
 
 # LMDB map size: the decoded size of every image plus one page each (values are stored in whole
@@ -32,10 +33,6 @@ KEY_SOURCES = ('stem', 'id')
 LMDB_PAGE = 4096
 MAP_SIZE_SAFETY = 2.0
 MAP_SIZE_MIN = 1 << 20
-
-
-class DatasetLayoutError(ValueError):
-    """A dataset that cannot become LMDBs as asked; raised before anything is written."""
 
 
 @dataclass(frozen=True)
@@ -120,25 +117,25 @@ def configure_layout(name, lq_dir=None, gt_dir=None, lq_pattern=None, gt_pattern
     """Return the layout ``name`` of :data:`LAYOUTS` with the given folders, patterns or key source instead.
 
     Raises:
-        DatasetLayoutError: unknown layout, lq options for the single layout, a missing required option,
+        DataError: unknown layout, lq options for the single layout, a missing required option,
             a pattern that does not compile or lacks the group ``id``, or an unknown key source.
     """
     if name not in LAYOUTS:
-        raise DatasetLayoutError(f'unknown layout {name!r}; choose from {", ".join(LAYOUTS)}')
+        raise DataError(f'unknown layout {name!r}; choose from {", ".join(LAYOUTS)}')
     layout = LAYOUTS[name]
     if layout.lq is None and (lq_dir is not None or lq_pattern is not None):
-        raise DatasetLayoutError(f'layout {name!r} has no lq images: drop --lq-dir / --lq-pattern')
+        raise DataError(f'layout {name!r} has no lq images: drop --lq-dir / --lq-pattern')
     sides = {} if layout.lq is None else {'lq': _override(layout.lq, lq_dir, lq_pattern)}
     sides['gt'] = _override(layout.gt, gt_dir, gt_pattern)
     missing = [f'--{side_name}-{option}' for side_name, side in sides.items()
                for option, value in (('dir', side.dirs), ('pattern', side.pattern)) if value is None]
     if missing:
-        raise DatasetLayoutError(f'layout {name!r} needs {", ".join(missing)}')
+        raise DataError(f'layout {name!r} needs {", ".join(missing)}')
     for side in sides.values():
         _compile(side.pattern)
     key = layout.key if key is None else key
     if key not in KEY_SOURCES:
-        raise DatasetLayoutError(f'unknown key source {key!r}; choose from {", ".join(KEY_SOURCES)}')
+        raise DataError(f'unknown key source {key!r}; choose from {", ".join(KEY_SOURCES)}')
     return replace(layout, key=key, **sides)
 
 
@@ -153,14 +150,14 @@ def find_pairs(root, layout):
         fits no pattern of the layout.
 
     Raises:
-        DatasetLayoutError: a missing folder, no images, unpaired images, two gt images with one id, two
+        DataError: a missing folder, no images, unpaired images, two gt images with one id, two
             entries with one key, or a key that is not ASCII.
     """
     gt_dir = _find_dir(root, layout.gt, 'gt')
     gt_by_id, gt_unmatched = _scan(gt_dir, layout.gt.pattern)
     ambiguous = [paths for paths in gt_by_id.values() if len(paths) > 1]
     if ambiguous:
-        raise DatasetLayoutError(f'gt ids shared by several images: {len(ambiguous)}, '
+        raise DataError(f'gt ids shared by several images: {len(ambiguous)}, '
                                  f'e.g. {", ".join(ambiguous[0])}')
     gt_of = {image_id: paths[0] for image_id, paths in gt_by_id.items()}
 
@@ -173,7 +170,7 @@ def find_pairs(root, layout):
         lq_alone = [path for image_id, paths in lq_by_id.items() if image_id not in gt_of for path in paths]
         gt_alone = [path for image_id, path in gt_of.items() if image_id not in lq_by_id]
         if lq_alone or gt_alone:
-            raise DatasetLayoutError(
+            raise DataError(
                 'unpaired images: ' + '; '.join(f'{what} {listing(paths, "file")}' for what, paths in (
                     ('lq without gt:', lq_alone), ('gt without lq:', gt_alone)) if paths))
         entries = [(image_id, lq_path, gt_of[image_id]) for image_id, paths in lq_by_id.items() for lq_path in paths]
@@ -182,7 +179,7 @@ def find_pairs(root, layout):
         else:
             skipped = lq_unmatched + gt_unmatched
     if not entries:
-        raise DatasetLayoutError(f'no images to pair under {root}')
+        raise DataError(f'no images to pair under {root}')
 
     pairs = [Pair(_lmdb_key(image_id if layout.key == 'id' else _stem(lq or gt)), lq, gt)
              for image_id, lq, gt in entries]
@@ -191,7 +188,7 @@ def find_pairs(root, layout):
         by_key[pair.key].append(pair.lq or pair.gt)
     clashes = [paths for paths in by_key.values() if len(paths) > 1]
     if clashes:
-        raise DatasetLayoutError(f'LMDB keys shared by several images: {len(clashes)}, '
+        raise DataError(f'LMDB keys shared by several images: {len(clashes)}, '
                                  f'e.g. {", ".join(clashes[0])}')
     return sorted(pairs, key=lambda pair: pair.key), skipped
 
@@ -203,7 +200,7 @@ def check_images(pairs):
         dict[str, list[int]]: for 'gt' (and 'lq' where the pairs have lq images) one size per entry.
 
     Raises:
-        DatasetLayoutError: an image OpenCV cannot read, or a pair whose images differ in height or width.
+        DataError: an image OpenCV cannot read, or a pair whose images differ in height or width.
     """
     seen = {}  # path -> (shape, nbytes); a gt image shared by several pairs is read once
 
@@ -214,7 +211,7 @@ def check_images(pairs):
             except cv2.error:
                 img = None
             if img is None:
-                raise DatasetLayoutError(f'cannot read image {path} (corrupted or not an image)')
+                raise DataError(f'cannot read image {path} (corrupted or not an image)')
             seen[path] = img.shape, img.nbytes
         return seen[path]
 
@@ -226,7 +223,7 @@ def check_images(pairs):
             lq_shape, lq_nbytes = inspect(pair.lq)
             sizes['lq'].append(lq_nbytes)
             if lq_shape[:2] != gt_shape[:2]:
-                raise DatasetLayoutError(f'sizes differ: {pair.lq} is {lq_shape[1]}x{lq_shape[0]}, '
+                raise DataError(f'sizes differ: {pair.lq} is {lq_shape[1]}x{lq_shape[0]}, '
                                          f'{pair.gt} is {gt_shape[1]}x{gt_shape[0]} (width x height)')
     return dict(sizes)
 
@@ -254,17 +251,17 @@ def create_lmdbs(root, output, layout, overwrite=False, name=None, compress_leve
         LmdbSummary: number of entries, LMDB paths and skipped images.
 
     Raises:
-        DatasetLayoutError: see :func:`find_pairs` and :func:`check_images`; an existing LMDB without
+        DataError: see :func:`find_pairs` and :func:`check_images`; an existing LMDB without
             ``overwrite``; ``name`` for a layout with lq images.
     """
     if layout.lq is not None and name is not None:
-        raise DatasetLayoutError('--name only applies to layouts without lq images (single)')
+        raise DataError('--name only applies to layouts without lq images (single)')
     targets = {'gt': osp.join(output, f'{name or "gt"}.lmdb')}
     if layout.lq is not None:
         targets = {'lq': osp.join(output, 'lq.lmdb'), **targets}
     existing = [path for path in targets.values() if osp.lexists(path)]
     if existing and not overwrite:
-        raise DatasetLayoutError(f'{existing[0]} already exists; pass --overwrite to replace it')
+        raise DataError(f'{existing[0]} already exists; pass --overwrite to replace it')
 
     pairs, skipped = find_pairs(root, layout)
     sizes = check_images(pairs)
@@ -296,9 +293,9 @@ def _compile(pattern):
     try:
         compiled = re.compile(pattern)
     except re.error as err:
-        raise DatasetLayoutError(f'bad pattern {pattern!r}: {err}') from None
+        raise DataError(f'bad pattern {pattern!r}: {err}') from None
     if 'id' not in compiled.groupindex:
-        raise DatasetLayoutError(f'pattern {pattern!r} needs a named group (?P<id>...)')
+        raise DataError(f'pattern {pattern!r} needs a named group (?P<id>...)')
     return compiled
 
 
@@ -308,7 +305,7 @@ def _find_dir(root, side, side_name):
     for folder in candidates:
         if osp.isdir(folder):
             return folder
-    raise DatasetLayoutError(f'no {side_name} folder: {" or ".join(candidates)} not found '
+    raise DataError(f'no {side_name} folder: {" or ".join(candidates)} not found '
                              f'(--{side_name}-dir picks another)')
 
 
@@ -323,7 +320,7 @@ def _scan(folder, pattern):
     for file_name in sorted(os.listdir(folder)):
         path = osp.join(folder, file_name)
         stem, ext = osp.splitext(file_name)
-        if file_name.startswith('.') or ext.lower() not in IMG_EXTENSIONS or not osp.isfile(path):
+        if file_name.startswith('.') or ext.lower() not in IMAGE_EXTENSIONS or not osp.isfile(path):
             continue
         match = compiled.fullmatch(stem)
         if match:
@@ -341,7 +338,7 @@ def _lmdb_key(name):
     """``name`` as an LMDB key BasicSR reads back intact from ``meta_info.txt`` (see the module docstring)."""
     key = name.replace('.', 'p')
     if not key.isascii():
-        raise DatasetLayoutError(f'LMDB keys must be ASCII (BasicSR encodes them so): {name!r}')
+        raise DataError(f'LMDB keys must be ASCII (BasicSR encodes them so): {name!r}')
     return key
 
 

@@ -24,6 +24,8 @@ from basicsr.utils.dist_util import master_only
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch.nn.parallel import DataParallel, DistributedDataParallel
 
+from hint_plugin.archs.padding import PAD_MULTIPLE
+from hint_plugin.errors import NonFiniteError  # noqa: F401  (raised here; importable from here too)
 from hint_plugin.models.lr_scheduler import CosineAnnealingRestartCyclicLR
 from hint_plugin.utils.checkpoint import (atomic_save, first_nonfinite, global_rng_states, load_weights,
                                           random_state, restore_global_rng_states, set_random_state)
@@ -66,10 +68,6 @@ def compile_options(setting):
     if isinstance(setting, dict):
         return dict(setting)
     raise ValueError(f'train.compile must be true, false or a dict of torch.compile keywords, got {setting!r}')
-
-
-class NonFiniteError(FloatingPointError):
-    """A NaN or an infinity where training needs finite numbers (a loss, or weights about to be saved)."""
 
 
 def mixup(lq, gt, beta, rng=random):
@@ -380,13 +378,13 @@ class HINTModel(SRModel):
 
     # --------------------------------------------------------------------------------------- testing
     def test(self):
-        """Restore ``self.lq``: padded to ``val.window_size`` (8), optionally in blended ``val.tile`` tiles."""
+        """Restore ``self.lq``: padded to ``val.window_size`` (PAD_MULTIPLE), in blended ``val.tile`` tiles if set."""
         val_opt = self.opt.get('val') or {}
         tile = val_opt.get('tile') or {}
         net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
         was_training = net.training
         net.eval()
         with torch.no_grad():
-            self.output = restore(net, self.lq, window_size=val_opt.get('window_size', 8),
+            self.output = restore(net, self.lq, window_size=val_opt.get('window_size', PAD_MULTIPLE),
                                   tile=tile.get('size'), overlap=tile.get('overlap', 32))
         net.train(was_training)

@@ -8,13 +8,10 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
+from hint_plugin.errors import CheckpointError  # noqa: F401  (raised here; importable from here too)
 from hint_plugin.utils.messages import listing
 
 PARAM_KEYS = ('params_ema', 'params')
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be read safely or does not fit the network."""
 
 
 def read_state_dict(path, param_key='params'):

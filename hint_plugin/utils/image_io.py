@@ -18,19 +18,13 @@ import os
 import cv2
 import numpy as np
 
+from hint_plugin.errors import ImageError  # noqa: F401  (raised here; importable from here too)
+
 # What a folder or a glob picks up; a file named explicitly is tried whatever its extension.
 IMAGE_EXTENSIONS = ('.bmp', '.jpe', '.jpeg', '.jpg', '.pgm', '.png', '.pnm', '.ppm', '.tif', '.tiff', '.webp')
 JPEG_EXTENSIONS = ('.jpe', '.jpeg', '.jpg')
 MAX_VALUES = {np.dtype(np.uint8): 255, np.dtype(np.uint16): 65535}
 DEFAULT_JPEG_QUALITY = 95
-
-
-class ImageError(Exception):
-    """An image that cannot be read, converted or written; ``reason`` says why without the path."""
-
-    def __init__(self, path, reason):
-        super().__init__(f'{path}: {reason}')
-        self.path, self.reason = path, reason
 
 
 def is_image_file(path):

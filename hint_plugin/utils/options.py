@@ -10,9 +10,7 @@ from basicsr.archs import build_network
 from basicsr.utils.options import ordered_yaml
 from basicsr.utils.registry import ARCH_REGISTRY
 
-
-class OptionsError(ValueError):
-    """An option file that cannot be read or lacks what is needed; the message names file and key."""
+from hint_plugin.errors import OptionsError  # noqa: F401  (raised here; importable from here too)
 
 
 def read_options(path):

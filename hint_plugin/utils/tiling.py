@@ -1,24 +1,10 @@
-"""Padding and overlapping tiles for restoring images of any size; shared by HINT, HINTModel and tools."""
+"""Overlapping tiles for restoring images of any size; shared by HINTModel and the inference library."""
 import math
 
 import torch
-from torch.nn import functional as F
 
+from hint_plugin.archs.padding import PAD_MULTIPLE, pad_to_multiple
 from hint_plugin.utils.validation import check_int
-
-
-def pad_to_multiple(x, multiple):
-    """Pad the bottom and right of ``(B, C, H, W)`` so H and W are multiples of ``multiple``.
-
-    Reflect padding where the image is large enough for it (pad < size), replicate otherwise.
-    Returns the padded tensor; crop back with ``out[..., :H, :W]``.
-    """
-    h, w = x.shape[-2:]
-    pad_h, pad_w = (-h) % multiple, (-w) % multiple
-    if pad_h == 0 and pad_w == 0:
-        return x
-    mode = 'reflect' if pad_h < h and pad_w < w else 'replicate'
-    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
 
 
 def _tile_starts(length, size, stride):
@@ -43,7 +29,7 @@ def _blend_window(start, size, length, overlap, like):
     return weight
 
 
-def restore(forward, image, window_size=8, tile=None, overlap=32):
+def restore(forward, image, window_size=PAD_MULTIPLE, tile=None, overlap=32):
     """Restore an image of any size with ``forward``, optionally in overlapping tiles.
 
     ``image`` is padded (``pad_to_multiple``) to a multiple of ``window_size``. Without ``tile``, or when one tile
@@ -59,7 +45,7 @@ def restore(forward, image, window_size=8, tile=None, overlap=32):
         forward (callable): ``(B, C, h, w) -> (B, C_out, h, w)``, e.g. the network; it always receives h, w that
             are multiples of ``window_size``.
         image (Tensor): ``(B, C, H, W)``.
-        window_size (int): padding multiple of ``forward`` (8 for HINT). Default: 8.
+        window_size (int): padding multiple of ``forward``. Default: ``PAD_MULTIPLE`` (8, HINT's).
         tile (int | None): tile size; None for a single pass. Default: None.
         overlap (int): minimum overlap of neighbouring tiles. Default: 32.
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from hint_plugin import demo
-from hint_plugin.variant_study import Run, darken, format_summary, run_options, summarise
+from tools import demo
+from tools.variant_study import Run, darken, format_summary, run_options, summarise
 
 
 def test_darken_is_seeded_by_name_darker_and_eight_bit():

@@ -12,8 +12,8 @@ from basicsr.data import build_dataset
 from basicsr.utils import imfrombytes
 
 from conftest import REPO
-from hint_plugin.data.lmdb_layouts import (DatasetLayoutError, configure_layout, create_lmdbs, estimate_map_size,
-                                           find_pairs)
+from hint_plugin.data.lmdb_layouts import configure_layout, create_lmdbs, estimate_map_size, find_pairs
+from hint_plugin.errors import DataError
 
 
 class Case(NamedTuple):
@@ -150,7 +150,7 @@ def test_unpaired_images_are_refused_by_name_and_nothing_is_written(tmp_path):
     write_image(tmp_path / 'data' / 'Low' / 'low00007.png')
     write_image(tmp_path / 'data' / 'Normal' / 'normal00009.png')
     unpaired = r'unpaired images: lq without gt: 1 file .*; gt without lq: 1 file'
-    with pytest.raises(DatasetLayoutError, match=unpaired) as err:
+    with pytest.raises(DataError, match=unpaired) as err:
         create(tmp_path / 'data', tmp_path / 'out')
     assert 'low00007.png' in str(err.value) and 'normal00009.png' in str(err.value)
     assert not (tmp_path / 'out').exists()
@@ -159,7 +159,7 @@ def test_unpaired_images_are_refused_by_name_and_nothing_is_written(tmp_path):
 def test_pairs_of_different_sizes_are_refused_naming_both_files(tmp_path):
     build(tmp_path / 'data', CASES['lolv2-real'])
     write_image(tmp_path / 'data' / 'Normal' / 'normal00002.png', 6, 9)
-    with pytest.raises(DatasetLayoutError, match='sizes differ') as err:
+    with pytest.raises(DataError, match='sizes differ') as err:
         create(tmp_path / 'data', tmp_path / 'out')
     assert 'low00002.png is 10x7' in str(err.value) and 'normal00002.png is 9x6' in str(err.value)
     assert not (tmp_path / 'out').exists()
@@ -168,7 +168,7 @@ def test_pairs_of_different_sizes_are_refused_naming_both_files(tmp_path):
 def test_corrupted_image_is_reported_by_name(tmp_path):
     build(tmp_path / 'data', CASES['sots'])
     (tmp_path / 'data' / 'hazy' / '1400_2.png').write_bytes(b'\x89PNG truncated')
-    with pytest.raises(DatasetLayoutError, match=r'cannot read image .*1400_2\.png'):
+    with pytest.raises(DataError, match=r'cannot read image .*1400_2\.png'):
         create(tmp_path / 'data', tmp_path / 'out', 'sots')
     assert not (tmp_path / 'out').exists()
 
@@ -178,7 +178,7 @@ def test_existing_lmdb_is_kept_without_overwrite_and_replaced_with_it(tmp_path):
     create(tmp_path / 'data', tmp_path / 'out')
     write_image(tmp_path / 'data' / 'Low' / 'low00003.png')
     write_image(tmp_path / 'data' / 'Normal' / 'normal00003.png')
-    with pytest.raises(DatasetLayoutError, match=r'lq\.lmdb already exists; pass --overwrite'):
+    with pytest.raises(DataError, match=r'lq\.lmdb already exists; pass --overwrite'):
         create(tmp_path / 'data', tmp_path / 'out')
     assert sorted(read_lmdb(tmp_path / 'out' / 'gt.lmdb')) == ['00001', '00002']
     create_lmdbs(str(tmp_path / 'data'), str(tmp_path / 'out'), configure_layout('lolv2-real'), overwrite=True)
@@ -193,19 +193,19 @@ def test_existing_lmdb_is_kept_without_overwrite_and_replaced_with_it(tmp_path):
     (dict(layout='sots', key='name'), 'unknown key source'),
 ])
 def test_bad_layout_options_are_refused(options, message):
-    with pytest.raises(DatasetLayoutError, match=message):
+    with pytest.raises(DataError, match=message):
         configure_layout(options.pop('layout'), **options)
 
 
 def test_missing_folder_and_clashing_keys_are_refused(tmp_path):
-    with pytest.raises(DatasetLayoutError, match='no lq folder'):
+    with pytest.raises(DataError, match='no lq folder'):
         find_pairs(str(tmp_path), configure_layout('snow100k', gt_dir='.'))
     for name in ('Low/x.png', 'Low/x.jpg', 'Normal/x.png'):
         write_image(tmp_path / name)
-    with pytest.raises(DatasetLayoutError, match=r'LMDB keys shared by several images: 1, e.g. .*x\.jpg'):
+    with pytest.raises(DataError, match=r'LMDB keys shared by several images: 1, e.g. .*x\.jpg'):
         find_pairs(str(tmp_path), configure_layout('lolv2-synthetic'))
     write_image(tmp_path / 'Normal' / 'x.jpg')
-    with pytest.raises(DatasetLayoutError, match='gt ids shared by several images: 1'):
+    with pytest.raises(DataError, match='gt ids shared by several images: 1'):
         find_pairs(str(tmp_path), configure_layout('lolv2-synthetic'))
 
 

@@ -6,7 +6,6 @@ import subprocess
 import sys
 import time
 
-import basicsr.train
 import numpy as np
 import pytest
 import torch
@@ -188,7 +187,7 @@ def test_random_states_load_with_weights_only_and_restore_exactly(tmp_path):
 
 
 def test_sampler_resumes_its_epoch_after_the_consumed_indices():
-    sampler = basicsr.train.EnlargedSampler(list(range(10)), num_replicas=1, rank=0)
+    sampler = compat.resumable_sampler_class()(list(range(10)), num_replicas=1, rank=0)
     sampler.set_epoch(1)
     full = list(sampler)
     sampler.resume_at(1, 4)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from hint_plugin import demo
+from tools import demo
 
 HELDOUT = sorted(demo.HELDOUT_PHOTOS)
 TABLE_HEADER = ['image', 'noisy PSNR', 'noisy SSIM', 'NLM PSNR', 'NLM SSIM', 'HINT PSNR', 'HINT SSIM']

@@ -4,7 +4,8 @@ import torch
 from torch.nn import functional as F
 
 from hint_plugin.archs.hint_arch import HINT
-from hint_plugin.utils.tiling import pad_to_multiple, restore
+from hint_plugin.archs.padding import pad_to_multiple
+from hint_plugin.utils.tiling import restore
 
 
 class Recorder:

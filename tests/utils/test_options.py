@@ -33,7 +33,7 @@ import pytest
 import torch
 import yaml
 
-import hint_plugin  # noqa: F401  (must come before basicsr: compat fixes, registrations)
+import hint_plugin  # noqa: F401  (must come before basicsr: the torchvision alias, registrations)
 from basicsr.archs import build_network
 from basicsr.data import build_dataloader, build_dataset
 from basicsr.models import build_model
@@ -42,7 +42,8 @@ from basicsr.utils.options import ordered_yaml, parse_options
 from basicsr.utils.registry import ARCH_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY
 from torch.utils.data import default_collate
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import REPO
+
 OPTIONS_DIR = REPO / 'options'
 TRAIN_FOLDER, TEST_FOLDER = 'train', 'test'  # other folders (options/demo) may hold both kinds: see is_train_file
 OPTION_FILES = sorted(p for p in OPTIONS_DIR.rglob('*') if p.is_file() and p.suffix in ('.yml', '.yaml'))

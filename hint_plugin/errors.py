@@ -1,0 +1,38 @@
+"""The exceptions users of the plugin catch; each message names the file, key or value at fault.
+
+``HINTError`` is the base of all of them, so ``except HINTError`` catches whatever the plugin reports about
+its input. Each type also derives from the built-in exception it used to be (``ValueError`` ...), so code that
+catches those keeps working.
+"""
+
+
+class HINTError(Exception):
+    """Base of the plugin's own errors."""
+
+
+class OptionsError(HINTError, ValueError):
+    """An option file or a setting that cannot be read or lacks what is needed; the message names file and key."""
+
+
+class CheckpointError(HINTError, RuntimeError):
+    """A checkpoint that cannot be read safely or does not fit the network."""
+
+
+class DataError(HINTError, ValueError):
+    """A dataset that cannot be read (paired files or LMDB keys) or turned into LMDBs as asked."""
+
+
+class ImageError(HINTError):
+    """An image file that cannot be found, read, converted or written; ``reason`` says why without the path."""
+
+    def __init__(self, path, reason):
+        super().__init__(f'{path}: {reason}')
+        self.path, self.reason = path, reason
+
+
+class NonFiniteError(HINTError, FloatingPointError):
+    """A NaN or an infinity where training needs finite numbers (a loss, or weights about to be saved)."""
+
+
+class ExportError(HINTError, RuntimeError):
+    """ONNX export impossible (missing packages, bad arguments), or an export that does not match PyTorch."""
