@@ -38,6 +38,7 @@ from hint_plugin.utils.checkpoint import CheckpointError, load_weights
 from hint_plugin.utils.image_io import (DEFAULT_JPEG_QUALITY, ImageError, from_rgb_float, is_image_file, read_image,
                                         to_rgb_float, write_image)
 from hint_plugin.utils.options import OptionsError, network_options, read_options
+from hint_plugin.precision import PRECISIONS, PrecisionError, with_precision
 from hint_plugin.utils.tiling import restore
 
 DEFAULT_OVERLAP = 32
@@ -427,6 +428,9 @@ def build_parser():
                              f'out-of-memory error; default {DEFAULT_MIN_TILE})')
     parser.add_argument('--device', default='auto', metavar='{auto,cpu,cuda,cuda:N}',
                         help='auto: cuda if available, else cpu (default auto)')
+    parser.add_argument('--precision', choices=list(PRECISIONS), default='fp32',
+                        help='fp32, or bf16 / fp16 under autocast where the device runs them; the attention\'s '
+                             'norms, correlations and softmax stay in float32 (default fp32)')
     parser.add_argument('--suffix', default='', help='appended to each output stem (default none)')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace existing outputs (an input is never replaced)')
@@ -453,10 +457,11 @@ def main(argv=None):
         if channels != 3:
             raise InferenceError(f'the network takes {channels}-channel inputs; this tool restores RGB, grayscale '
                                  'and RGBA images (3 channels into the network)')
+        net = with_precision(net, args.precision, device)
         summary = restore_files(args.input, args.output, net, device, setup.tile, setup.overlap, setup.window_size,
                                 args.min_tile, args.suffix, args.overwrite, args.jpeg_quality,
                                 progress=not args.no_progress and sys.stderr.isatty(), log=log)
-    except (InferenceError, CheckpointError, OptionsError) as error:
+    except (InferenceError, CheckpointError, OptionsError, PrecisionError) as error:
         print(f'error: {" ".join(str(error).split())}', file=sys.stderr)
         return EXIT_SETUP
     print(summary, file=sys.stdout if summary.ok else sys.stderr)

@@ -4,6 +4,8 @@ Channels are re-ordered by how strongly each one correlates with the others, the
 sizes in the ratios 1:2:2:3; each head runs transposed (channel-to-channel) attention. The attention maps
 and the output go through QKCU (:mod:`hint_plugin.archs.qkcu_arch`).
 """
+import functools
+
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
@@ -13,6 +15,27 @@ from hint_plugin.archs.qkcu_arch import (DEFAULT_CACHE_MOMENTUM, DEFAULT_HEAD_RA
                                          batch_statistic)
 
 
+def at_least_float32(tokens):
+    """``tokens`` in float32 when they are in a half precision (float16, bfloat16); float32/64 unchanged."""
+    return tokens.to(torch.promote_types(tokens.dtype, torch.float32))
+
+
+def in_float32(function):
+    """Run ``function(tokens, ...)`` on ``tokens`` in at least float32, with autocast off.
+
+    For the reductions over all N tokens (sums of squares, covariances): in float16 they overflow (a sum of
+    65536 squares of 1 is already past float16's 65504) and in bfloat16 they keep 8 bits. Free in float32.
+    """
+    @functools.wraps(function)
+    def wrapper(tokens, *args, **kwargs):
+        if not torch.is_autocast_enabled(tokens.device.type):  # no context to trace for torch.export / ONNX
+            return function(at_least_float32(tokens), *args, **kwargs)
+        with torch.autocast(tokens.device.type, enabled=False):
+            return function(at_least_float32(tokens), *args, **kwargs)
+    return wrapper
+
+
+@in_float32
 def channel_correlation(tokens):
     """Pearson correlation between the channels of ``tokens`` ``(B, N, C)`` over their N tokens: ``(B, C, C)``.
 
@@ -20,6 +43,7 @@ def channel_correlation(tokens):
     standard deviations of rows and columns, clipped to [-1, 1]) as one batched product. Unlike
     ``torch.corrcoef``, whose degrees-of-freedom check is data-dependent, it traces whole (torch.compile,
     torch.export, mmengine) and needs no loop over the batch. One token gives NaN (0 / 0), as corrcoef does.
+    Computed in at least float32 whatever the dtype of ``tokens`` (:func:`in_float32`).
     """
     count = tokens.shape[1]
     centred = tokens - tokens.sum(dim=1, keepdim=True) / count
@@ -28,8 +52,9 @@ def channel_correlation(tokens):
     return (covariance / deviation[:, :, None] / deviation[:, None, :]).clamp(-1, 1)
 
 
+@in_float32
 def _channel_norms(tokens):
-    """L2 norms over the tokens ``(B, N, C) -> (B, 1, C)``.
+    """L2 norms over the tokens ``(B, N, C) -> (B, 1, C)``, in at least float32 (:func:`in_float32`).
 
     Written out because ``torch.linalg.vector_norm`` over a non-contiguous axis is several times slower on CPU
     than a square, a sum and a square root (measured: 35 ms against 9 ms for 65536 x 96 tokens).
@@ -49,7 +74,7 @@ class _TokenNormalization(torch.autograd.Function):
     def forward(ctx, tokens, eps):
         norm = _channel_norms(tokens)
         clamped = norm.clamp_min(eps)
-        out = tokens / clamped
+        out = (tokens / clamped).to(tokens.dtype)
         ctx.save_for_backward(out, clamped, norm >= eps)  # a clamped norm is a constant: no projection term
         return out
 
@@ -63,10 +88,13 @@ class _TokenNormalization(torch.autograd.Function):
 
 
 def normalize_tokens(tokens, eps=1e-12):
-    """``F.normalize(tokens, dim=1)`` for ``(B, N, C)``: each channel divided by its L2 norm over the tokens."""
+    """``F.normalize(tokens, dim=1)`` for ``(B, N, C)``: each channel divided by its L2 norm over the tokens.
+
+    The norms are taken in at least float32; the result has the dtype of ``tokens`` (its entries are at most 1).
+    """
     if torch.is_grad_enabled() and tokens.requires_grad:
         return _TokenNormalization.apply(tokens, eps)
-    return tokens / _channel_norms(tokens).clamp_min(eps)
+    return (tokens / _channel_norms(tokens).clamp_min(eps)).to(tokens.dtype)
 
 
 def channel_order(tokens, rule):
@@ -125,8 +153,9 @@ class HMHA(QKCU):
     def forward(self, x, cache=None):
         b, c, h, w = x.shape
         q, k, v, order = self._sorted_tokens(self.qkv(x))
-        maps = [
-            ((q_i.transpose(1, 2) @ k_i) * self.temperature[i]).softmax(dim=-1)
+        softmax_dtype = torch.promote_types(q.dtype, torch.float32)  # CPU autocast would keep a half dtype
+        maps = [  # the softmax in at least float32, its maps in q's dtype
+            ((q_i.transpose(1, 2) @ k_i) * self.temperature[i]).softmax(dim=-1, dtype=softmax_dtype).to(q.dtype)
             for i, (q_i, k_i) in enumerate(zip(q.split(self.head_channels, -1), k.split(self.head_channels, -1)))
         ]
         out, cache = super().forward(maps, v.split(self.head_channels, -1), (q + k).detach(), cache, order)
