@@ -22,9 +22,11 @@ setup(
         'mmengine>=0.10',
         'scikit-image>=0.21',
         'tqdm>=4.60',
+        'safetensors>=0.4',
     ],
     extras_require={
         'test': ['pytest>=7', 'pytest-timeout>=2.1', 'hypothesis>=6.80'],
         'export': ['onnx>=1.15', 'onnxruntime>=1.17', 'onnxscript>=0.7'],
+        'interop': ['spandrel>=0.4.2'],
     },
 )

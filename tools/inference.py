@@ -15,6 +15,7 @@ from tqdm import tqdm  # noqa: E402
 from hint_plugin.errors import HINTError, OptionsError  # noqa: E402
 from hint_plugin.inference import (DEFAULT_MIN_TILE, DEFAULT_OVERLAP, load_network, resolve_device,  # noqa: E402
                                    resolve_setup, restore_files)
+from hint_plugin.precision import PRECISIONS, with_precision  # noqa: E402
 from hint_plugin.utils.allocator import retain_freed_memory  # noqa: E402
 from hint_plugin.utils.image_io import DEFAULT_JPEG_QUALITY  # noqa: E402
 
@@ -78,6 +79,9 @@ def build_parser():
                              f'out-of-memory error; default {DEFAULT_MIN_TILE})')
     parser.add_argument('--device', default='auto', metavar='{auto,cpu,cuda,cuda:N}',
                         help='auto: cuda if available, else cpu (default auto)')
+    parser.add_argument('--precision', choices=list(PRECISIONS), default='fp32',
+                        help='fp32, or bf16 / fp16 under autocast where the device runs them; the attention\'s '
+                             'norms, correlations and softmax stay in float32 (default fp32)')
     parser.add_argument('--suffix', default='', help='appended to each output stem (default none)')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace existing outputs (an input is never replaced)')
@@ -100,6 +104,7 @@ def main(argv=None):
         setup = resolve_setup(args.opt, args.weights, args.config, args.param_key, args.tile, args.tile_overlap)
         device = resolve_device(args.device)
         net = load_network(setup.network_opt, setup.weights, setup.param_key, setup.strict, device)
+        net = with_precision(net, args.precision, device)
         channels = getattr(net, 'inp_channels', 3)
         if channels != 3:
             raise OptionsError(f'the network takes {channels}-channel inputs; this tool restores RGB, grayscale '

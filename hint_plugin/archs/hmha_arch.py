@@ -7,11 +7,12 @@ and the output go through QKCU (:mod:`hint_plugin.archs.qkcu_arch`).
 import torch
 from torch import nn
 
-from hint_plugin.archs.ops import normalize_tokens, permute_channels
+from hint_plugin.archs.ops import in_float32, normalize_tokens, permute_channels
 from hint_plugin.archs.qkcu_arch import (DEFAULT_CACHE_MOMENTUM, DEFAULT_HEAD_RATIOS, QKCU, CarriesCache,
                                          batch_statistic, resolve_cache_options)
 
 
+@in_float32
 def channel_correlation(tokens):
     """Pearson correlation between the channels of ``tokens`` ``(B, N, C)`` over their N tokens: ``(B, C, C)``.
 
@@ -19,6 +20,7 @@ def channel_correlation(tokens):
     standard deviations of rows and columns, clipped to [-1, 1]) as one batched product. Unlike
     ``torch.corrcoef``, whose degrees-of-freedom check is data-dependent, it traces whole (torch.compile,
     torch.export, mmengine) and needs no loop over the batch. One token gives NaN (0 / 0), as corrcoef does.
+    Computed in at least float32 whatever the dtype of ``tokens`` (:func:`in_float32`).
     """
     count = tokens.shape[1]
     centred = tokens - tokens.sum(dim=1, keepdim=True) / count
@@ -89,8 +91,9 @@ class HMHA(CarriesCache, QKCU):
         if cache is None:
             cache = self.start_cache(x, c)
         q, k, v, order = self._sorted_tokens(self.qkv(x))
-        maps = [
-            ((q_i.transpose(1, 2) @ k_i) * self.temperature[i]).softmax(dim=-1)
+        softmax_dtype = torch.promote_types(q.dtype, torch.float32)  # CPU autocast would keep a half dtype
+        maps = [  # the softmax in at least float32, its maps in q's dtype
+            ((q_i.transpose(1, 2) @ k_i) * self.temperature[i]).softmax(dim=-1, dtype=softmax_dtype).to(q.dtype)
             for i, (q_i, k_i) in enumerate(zip(q.split(self.head_channels, -1), k.split(self.head_channels, -1)))
         ]
         out, cache = super().forward(maps, v.split(self.head_channels, -1), (q + k).detach(), cache, order)

@@ -19,15 +19,19 @@ def read_state_dict(path, param_key='params'):
 
     Accepts BasicSR's ``{'params': ...}`` / ``{'params_ema': ...}`` (``param_key`` first, then the other one)
     and a bare state_dict; strips a DDP ``module.`` prefix. Loads with ``weights_only=True``, so a file that
-    would run code when unpickled is refused.
+    would run code when unpickled is refused; a ``.safetensors`` file is read as such (no pickle at all).
     """
-    try:
-        checkpoint = torch.load(path, map_location='cpu', weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f'checkpoint not found: {path}') from None
-    except Exception as error:  # pickle.UnpicklingError and friends: the file is not plain weights
-        raise CheckpointError(f'{path}: refused to load, it is not a plain weights file '
-                              f'(torch.load with weights_only=True said: {str(error).splitlines()[0]})') from None
+    if os.fspath(path).lower().endswith('.safetensors'):
+        from hint_plugin.utils.safetensors_io import read_safetensors
+        checkpoint = read_safetensors(path)
+    else:
+        try:
+            checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+        except FileNotFoundError:
+            raise CheckpointError(f'checkpoint not found: {path}') from None
+        except Exception as error:  # pickle.UnpicklingError and friends: the file is not plain weights
+            raise CheckpointError(f'{path}: refused to load, it is not a plain weights file '
+                                  f'(torch.load with weights_only=True said: {str(error).splitlines()[0]})') from None
     if not isinstance(checkpoint, Mapping):
         raise CheckpointError(f'{path}: expected a state_dict or a dict with "params"/"params_ema", '
                               f'got {type(checkpoint).__name__}')

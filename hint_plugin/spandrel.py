@@ -1,0 +1,66 @@
+"""HINT for spandrel: ``import hint_plugin.spandrel`` adds a HINT architecture to spandrel's ``MAIN_REGISTRY``.
+
+    import hint_plugin.spandrel  # noqa: F401
+    from spandrel import ModelLoader
+    model = ModelLoader().load_from_file('HINT_denoise.safetensors')  # or a .pth
+    restored = model(image)  # (1, 3, H, W) in [0, 1], any H and W
+
+The configuration comes from the weights alone (:func:`hint_plugin.archs.detection.detect_hint_config`; any
+HINT with attention blocks, as every trained one has). The ``variant`` is not in the weights, so models load as
+``official`` (the released checkpoints). The descriptor says:
+
+* purpose ``Restoration``, scale 1, input and output channels from the weights;
+* no size requirements: HINT pads any image to a multiple of 8 itself (reflect padding) and crops back, so
+  spandrel passes every image through unchanged and the output equals the plugin's;
+* ``supports_half`` and ``supports_bfloat16``: measured with ``python tools/precision_table.py --same-order
+  --crop 128`` (default-size HINT, random weights, skimage's astronaut, CPU): with float32's channel orders
+  replayed, bfloat16 is 53.6 dB and float16 72.0 dB from float32, finite (HINT keeps its token norms,
+  correlations and softmax in float32). Without the replay, bfloat16 is 24.5 dB from float32, about as far as
+  float32's own output moves for input noise of 1e-6 (22 dB): a random network's channel ordering flips.
+  Rerun the table on a trained model before relying on half precision.
+"""
+from spandrel import MAIN_REGISTRY, Architecture, ArchSupport, ImageModelDescriptor, SizeRequirements
+
+from hint_plugin.archs.detection import NotHINTStateDictError, detect_hint_config
+from hint_plugin.archs.hint_arch import HINT
+
+__all__ = ['HINTArch', 'install']
+
+SUPPORTS_HALF = True  # measured, see the module's docstring
+SUPPORTS_BFLOAT16 = True
+SKELETON = ('patch_embed.proj.weight', 'down1_2.body.0.weight', 'output.weight')
+QKCU_KEY = '.attn.intra_modulator.down.weight'  # HINT's own: Restormer's attention blocks have no QKCU
+
+
+class HINTArch(Architecture[HINT]):
+    """spandrel's description of HINT: detected by HINT's own keys, loaded with the detected configuration."""
+
+    def __init__(self):
+        super().__init__(id='HINT', name='HINT', detect=self._detect)
+
+    @staticmethod
+    def _detect(state_dict):
+        if not all(key in state_dict for key in SKELETON) or not any(QKCU_KEY in key for key in state_dict):
+            return False
+        try:
+            detect_hint_config(state_dict)
+        except NotHINTStateDictError:
+            return False
+        return True
+
+    def load(self, state_dict):
+        config = detect_hint_config(state_dict)
+        return ImageModelDescriptor(
+            HINT(**config), state_dict, architecture=self, purpose='Restoration',
+            tags=[f'{config["dim"]}dim', 'x'.join(map(str, config['num_blocks'][:3]))],
+            supports_half=SUPPORTS_HALF, supports_bfloat16=SUPPORTS_BFLOAT16, scale=1,
+            input_channels=config['inp_channels'], output_channels=config['out_channels'],
+            size_requirements=SizeRequirements())
+
+
+def install(registry=MAIN_REGISTRY):
+    """Add HINT to ``registry`` (spandrel's main one by default), detected before Restormer; idempotent."""
+    registry.add(ArchSupport.from_architecture(HINTArch(), before=('Restormer',)), ignore_duplicates=True)
+
+
+install()

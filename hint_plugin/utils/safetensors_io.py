@@ -1,0 +1,127 @@
+"""Weights as ``.safetensors`` files: no pickle at all, and the network configuration in the file's metadata.
+
+The metadata (a string-to-string table in the file's header) holds ``format: pt`` and, under
+:data:`NETWORK_KEY`, the JSON of BasicSR's ``network_g`` (``{"type": "HINT", "dim": 48, ...}``), so a file
+says which network it fits without an option file. :func:`hint_plugin.utils.checkpoint.read_state_dict`
+(and so ``load_network``, ``HINTModel.load_network`` and the inference command) reads these files by their
+extension; spandrel reads them too.
+"""
+import contextlib
+import json
+import os
+
+import torch
+
+from hint_plugin.utils.checkpoint import CheckpointError, describe_mismatch, read_state_dict
+
+SUFFIX = '.safetensors'
+NETWORK_KEY = 'hint_plugin.network_g'
+
+
+def is_safetensors(path):
+    """Whether ``path`` names a ``.safetensors`` file (by its extension, case-insensitively)."""
+    return os.fspath(path).lower().endswith(SUFFIX)
+
+
+def read_safetensors(path):
+    """The tensors of the ``.safetensors`` file ``path`` as a state dict on the CPU.
+
+    Raises :class:`CheckpointError` when the file is missing or is not a valid safetensors file.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not os.path.isfile(path):
+        raise CheckpointError(f'checkpoint not found: {path}')
+    try:
+        return load_file(path, device='cpu')
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(f'{path}: not a readable .safetensors file ({str(error).splitlines()[0]})') from None
+
+
+def read_network_config(path):
+    """The ``network_g`` stored in the metadata of the ``.safetensors`` file ``path``, or None without one."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(path, framework='pt') as file:
+            metadata = file.metadata() or {}
+    except (SafetensorError, OSError) as error:
+        raise CheckpointError(f'{path}: not a readable .safetensors file ({str(error).splitlines()[0]})') from None
+    if NETWORK_KEY not in metadata:
+        return None
+    try:
+        network = json.loads(metadata[NETWORK_KEY])
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f'{path}: the metadata {NETWORK_KEY!r} is not JSON ({error})') from None
+    if not isinstance(network, dict) or not network.get('type'):
+        raise CheckpointError(f'{path}: the metadata {NETWORK_KEY!r} is not a network_g with a type: {network!r}')
+    return network
+
+
+def save_safetensors(state_dict, path, network_opt=None):
+    """Write ``state_dict`` to ``path`` as safetensors, with ``network_opt`` (a ``network_g``) in the metadata.
+
+    Tensors are stored contiguous and on the CPU. The file is written to ``<path>.tmp`` and renamed, so an
+    interrupted save never leaves a truncated ``path``.
+    """
+    from safetensors.torch import save
+
+    if not is_safetensors(path):
+        raise ValueError(f'{path}: a safetensors file must end in {SUFFIX}')
+    metadata = {'format': 'pt'}
+    if network_opt is not None:
+        if not isinstance(network_opt, dict) or not network_opt.get('type'):
+            raise ValueError(f'network_opt must be a network_g dict with a type, got {network_opt!r}')
+        metadata[NETWORK_KEY] = json.dumps(network_opt, sort_keys=True)
+    tensors = {name: value.detach().to('cpu').contiguous() for name, value in state_dict.items()}
+    payload = save(tensors, metadata=metadata)
+    temporary = f'{path}.tmp'
+    try:
+        with open(temporary, 'wb') as file:
+            file.write(payload)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(temporary)
+        raise
+
+
+def hint_network_options(state_dict):
+    """``{'type': 'HINT', **detected}``: HINT's ``network_g`` for ``state_dict``, JSON-ready (lists, no tuples)."""
+    from hint_plugin.archs.detection import detect_hint_config
+
+    config = detect_hint_config(state_dict)
+    return {'type': 'HINT', **{key: list(value) if isinstance(value, tuple) else value
+                               for key, value in config.items()}}
+
+
+def convert_to_safetensors(source, target, network_opt=None, param_key='params_ema'):
+    """Convert the checkpoint ``source`` (``.pth`` read with ``weights_only=True``) to ``target`` (safetensors).
+
+    ``network_opt`` (a ``network_g``) goes into the metadata; without it, HINT's configuration is detected
+    from the weights (:func:`hint_plugin.archs.detection.detect_hint_config`). For a HINT ``network_opt``
+    the weights must fit it exactly (checked on a network built without memory, on the meta device). Returns
+    the ``network_g`` stored.
+    """
+    from hint_plugin.archs.detection import NotHINTStateDictError
+
+    state = read_state_dict(source, param_key)
+    if network_opt is None:
+        try:
+            network_opt = hint_network_options(state)
+        except NotHINTStateDictError as error:
+            raise CheckpointError(f'{source}: {error}; give the network_g of another network explicitly') from None
+    if network_opt.get('type') == 'HINT':
+        from hint_plugin.archs.hint_arch import HINT
+
+        kwargs = {key: value for key, value in network_opt.items() if key != 'type'}
+        with torch.device('meta'):
+            expected = HINT(**kwargs).state_dict()
+        mismatch = describe_mismatch(expected, state)
+        if mismatch:
+            raise CheckpointError(f'{source} does not fit the network_g {network_opt}: {mismatch}')
+    save_safetensors(state, target, network_opt)
+    return network_opt

@@ -1,0 +1,39 @@
+"""tools/convert_weights.py: .pth -> .safetensors with the network_g in the metadata; refusals exit 2."""
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from hint_plugin.archs.hint_arch import HINT
+from hint_plugin.utils.safetensors_io import read_network_config
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run(*args):
+    return subprocess.run([sys.executable, str(REPO / 'tools' / 'convert_weights.py'), *map(str, args)],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_converts_with_detected_config_and_with_an_option_file(tmp_path, tiny_config):
+    source = tmp_path / 'net.pth'
+    torch.save({'params_ema': HINT(**tiny_config).state_dict()}, source)
+    result = run(source, tmp_path / 'net.safetensors')
+    assert result.returncode == 0, result.stderr
+    assert read_network_config(tmp_path / 'net.safetensors')['num_blocks'] == [1, 1, 1, 8]
+
+    config = tmp_path / 'net.yml'
+    config.write_text('network_g:\n  type: HINT\n  dim: 8\n  num_blocks: [1, 1, 1, 1]\n  num_refinement_blocks: 1\n')
+    result = run(source, tmp_path / 'named.safetensors', '--config', config)
+    assert result.returncode == 0, result.stderr
+    assert read_network_config(tmp_path / 'named.safetensors')['num_blocks'] == [1, 1, 1, 1]
+
+
+def test_refusals_exit_2_with_one_line(tmp_path):
+    source = tmp_path / 'other.pth'
+    torch.save({'conv.weight': torch.zeros(4, 3, 3, 3)}, source)
+    result = run(source, tmp_path / 'other.safetensors')
+    assert result.returncode == 2 and result.stderr.startswith('error: ') and 'patch_embed' in result.stderr
+    result = run(source, tmp_path / 'other.pth2')
+    assert result.returncode == 2 and 'must end in .safetensors' in result.stderr
