@@ -45,7 +45,9 @@ from torch.utils.data import default_collate
 REPO = Path(__file__).resolve().parents[1]
 OPTIONS_DIR = REPO / 'options'
 TRAIN_FOLDER, TEST_FOLDER = 'train', 'test'  # other folders (options/demo) may hold both kinds: see is_train_file
-OPTION_FILES = sorted(p for p in OPTIONS_DIR.rglob('*') if p.is_file() and p.suffix in ('.yml', '.yaml'))
+# options/authors/ holds files in the HINT authors' dialect (ImageCleanModel ...): tests/test_authors_options.py
+OPTION_FILES = sorted(p for p in OPTIONS_DIR.rglob('*') if p.is_file() and p.suffix in ('.yml', '.yaml')
+                      and p.relative_to(OPTIONS_DIR).parts[0] != 'authors')
 
 # Schedulers HINTModel builds: its own cyclic one, and those BasicSR's BaseModel.setup_schedulers knows.
 KNOWN_SCHEDULERS = ('CosineAnnealingRestartCyclicLR', 'MultiStepLR', 'MultiStepRestartLR', 'CosineAnnealingRestartLR')
