@@ -6,6 +6,6 @@ from hint_plugin import compat
 
 compat.apply_all()
 
-from hint_plugin import archs, data, losses, models  # noqa: E402,F401  (register into BasicSR's registries)
+from hint_plugin import archs, data, losses, metrics, models  # noqa: E402,F401  (register into BasicSR's registries)
 
 __version__ = '0.1.0'
