@@ -143,8 +143,8 @@ def _numbers_left_as_strings(node, where):
 def _check_general(opt, problems):
     if not (isinstance(opt.get('name'), str) and opt['name']):
         problems.append('name: missing')
-    if opt.get('model_type') != 'HINTModel':
-        problems.append(f"model_type: expected HINTModel, got {opt.get('model_type')!r}")
+    if opt.get('model_type') not in ('HINTModel', 'ImageCleanModel'):  # ImageCleanModel: + val.use_image
+        problems.append(f"model_type: expected HINTModel or ImageCleanModel, got {opt.get('model_type')!r}")
     if opt.get('scale') != 1:
         problems.append(f"scale: expected 1 (restoration), got {opt.get('scale')!r}")
     if not _is_int(opt.get('num_gpu'), 0):

@@ -62,9 +62,17 @@ def rescale_to_gt_mean(restored, target, gt_mean, channel_order='bgr'):
     return np.clip(restored * (grey_mean(target, weights) / mean_restored), 0, 1)
 
 
-def lol_images(img, img2, gt_mean=None, channel_order='bgr', extra=None, metric='calculate_psnr_lol'):
-    """The restored image ``img`` and ground truth ``img2`` (HWC on the 0-255 scale, float or uint8) as float64 in
-    [0, 1]: ``img`` clipped, then optionally rescaled to the GT mean (module docstring)."""
+def crop(image, crop_border, metric):
+    """``image`` less ``crop_border`` pixels on each side (BasicSR's metric option; the authors used 0)."""
+    if isinstance(crop_border, bool) or not isinstance(crop_border, int) or crop_border < 0:
+        raise ValueError(f'{metric}: crop_border must be an integer >= 0, got {crop_border!r}')
+    return image[crop_border:-crop_border, crop_border:-crop_border, ...] if crop_border else image
+
+
+def lol_images(img, img2, gt_mean=None, channel_order='bgr', extra=None, metric='calculate_psnr_lol', crop_border=0):
+    """The restored image ``img`` and ground truth ``img2`` (HWC on the 0-255 scale, float or uint8) less
+    ``crop_border`` as float64 in [0, 1]: ``img`` clipped, then optionally rescaled to the GT mean (module
+    docstring)."""
     unknown = sorted(set(extra or ()) - {'better'})
     if unknown:
         raise ValueError(f'{metric}: unknown option(s) {", ".join(unknown)}; it reads gt_mean '
@@ -74,33 +82,34 @@ def lol_images(img, img2, gt_mean=None, channel_order='bgr', extra=None, metric=
                          f"'corrected' (BT.601 luma), got {gt_mean!r}")
     if img.shape != img2.shape:
         raise ValueError(f'{metric}: image shapes differ: {img.shape} (restored) and {img2.shape} (ground truth)')
-    restored = np.clip(np.asarray(img, dtype=np.float64) / 255.0, 0, 1)
-    target = np.asarray(img2, dtype=np.float64) / 255.0
+    restored = np.clip(crop(np.asarray(img, dtype=np.float64), crop_border, metric) / 255.0, 0, 1)
+    target = crop(np.asarray(img2, dtype=np.float64), crop_border, metric) / 255.0
     if gt_mean:
         restored = rescale_to_gt_mean(restored, target, gt_mean, channel_order)
     return restored, target
 
 
 @METRIC_REGISTRY.register()
-def calculate_psnr_lol(img, img2, gt_mean=None, channel_order='bgr', **kwargs):
+def calculate_psnr_lol(img, img2, crop_border=0, gt_mean=None, channel_order='bgr', **kwargs):
     """PSNR of the authors' LOL-v2 scripts: ``10 log10(1 / MSE)`` of the clipped float output (optionally GT-mean
     rescaled) against the ground truth, both in [0, 1]; 100 for identical images.
 
     Args:
         img, img2 (ndarray): restored and ground-truth images ``(H, W, C)`` on the 0-255 scale, float (unrounded)
             or uint8.
+        crop_border (int): pixels left out on each side (0, the authors' protocol).
         gt_mean: ``~`` (off), ``'authors'`` or ``'corrected'`` (module docstring).
         channel_order (str): 'bgr' or 'rgb', the order of the arrays' channels (only GT-mean reads it).
     """
-    restored, target = lol_images(img, img2, gt_mean, channel_order, kwargs, 'calculate_psnr_lol')
+    restored, target = lol_images(img, img2, gt_mean, channel_order, kwargs, 'calculate_psnr_lol', crop_border)
     mse = float(np.mean((restored - target) ** 2))
     return 100.0 if mse == 0 else 10 * math.log10(1 / mse)
 
 
 @METRIC_REGISTRY.register()
-def calculate_ssim_lol(img, img2, gt_mean=None, channel_order='bgr', **kwargs):
+def calculate_ssim_lol(img, img2, crop_border=0, gt_mean=None, channel_order='bgr', **kwargs):
     """SSIM of the authors' LOL-v2 scripts: both images (the output clipped, optionally GT-mean rescaled) rounded
     to 8 bits half to even (``img_as_ubyte``), then BasicSR's ``calculate_ssim`` (Gaussian 11 x 11, sigma 1.5,
     mean over channels, ``crop_border: 0``). Arguments as :func:`calculate_psnr_lol`."""
-    restored, target = lol_images(img, img2, gt_mean, channel_order, kwargs, 'calculate_ssim_lol')
+    restored, target = lol_images(img, img2, gt_mean, channel_order, kwargs, 'calculate_ssim_lol', crop_border)
     return float(calculate_ssim(np.rint(restored * 255.0), np.rint(target * 255.0), crop_border=0))

@@ -113,6 +113,8 @@ def calculate_maniqa(img, variant='maniqa', weights=None, device=None, channel_o
     Returns:
         float: the score (higher is better).
     """
+    if kwargs.pop('crop_border', 0) != 0:
+        raise ValueError('calculate_maniqa: crop_border must be 0 (MANIQA scores the whole image)')
     unknown = sorted(set(kwargs) - {'img2', 'better'})
     if unknown:
         raise ValueError(f'calculate_maniqa: unknown option(s) {", ".join(unknown)}; it reads variant, weights, '

@@ -20,6 +20,8 @@ import numpy as np
 from basicsr.metrics.psnr_ssim import calculate_ssim
 from basicsr.utils.registry import METRIC_REGISTRY
 
+from hint_plugin.metrics.lowlight_metric import crop
+
 Y_COEFFICIENTS_RGB_X1000 = (65481, 128553, 24966)  # MATLAB's rgb2ycbcr Y row, x 1000 for integer arithmetic
 
 
@@ -51,34 +53,36 @@ def matlab_y(image, channel_order='bgr'):
     return ((weighted + 16 * 255000 + 127500) // 255000).astype(np.uint8)
 
 
-def y_channels(img, img2, channel_order, extra, metric):
-    """Both images' 8-bit Y channels, after checking the options and shapes."""
+def y_channels(img, img2, channel_order, extra, metric, crop_border=0):
+    """Both images' 8-bit Y channels less ``crop_border`` on each side, after checking the options and shapes."""
     unknown = sorted(set(extra or ()) - {'better'})
     if unknown:
         raise ValueError(f'{metric}: unknown option(s) {", ".join(unknown)}; it reads channel_order (bgr, rgb)')
     if np.shape(img) != np.shape(img2):
         raise ValueError(f'{metric}: image shapes differ: {np.shape(img)} (restored) and {np.shape(img2)} '
                          '(ground truth)')
-    return matlab_y(img, channel_order), matlab_y(img2, channel_order)
+    return (crop(matlab_y(img, channel_order), crop_border, metric),
+            crop(matlab_y(img2, channel_order), crop_border, metric))
 
 
 @METRIC_REGISTRY.register()
-def calculate_psnr_y_matlab(img, img2, channel_order='bgr', **kwargs):
+def calculate_psnr_y_matlab(img, img2, crop_border=0, channel_order='bgr', **kwargs):
     """PSNR on MATLAB's 8-bit Y channel (module docstring).
 
     Args:
         img, img2 (ndarray): restored and ground-truth images ``(H, W, C)``, uint8 or float on the 0-255 scale.
+        crop_border (int): pixels left out on each side (0, the authors' protocol).
         channel_order (str): 'bgr' (BasicSR's ``tensor2img``, default) or 'rgb'.
     """
-    y1, y2 = y_channels(img, img2, channel_order, kwargs, 'calculate_psnr_y_matlab')
+    y1, y2 = y_channels(img, img2, channel_order, kwargs, 'calculate_psnr_y_matlab', crop_border)
     rmse = math.sqrt(float(np.mean((y1.astype(np.float64) - y2.astype(np.float64)) ** 2)))
     return math.inf if rmse == 0 else 20 * math.log10(255.0 / rmse)
 
 
 @METRIC_REGISTRY.register()
-def calculate_ssim_y_matlab(img, img2, channel_order='bgr', **kwargs):
+def calculate_ssim_y_matlab(img, img2, crop_border=0, channel_order='bgr', **kwargs):
     """SSIM on MATLAB's 8-bit Y channel (module docstring); arguments as :func:`calculate_psnr_y_matlab`."""
-    y1, y2 = y_channels(img, img2, channel_order, kwargs, 'calculate_ssim_y_matlab')
+    y1, y2 = y_channels(img, img2, channel_order, kwargs, 'calculate_ssim_y_matlab', crop_border)
     if min(y1.shape) < 11:
         raise ValueError(f'calculate_ssim_y_matlab: images of {y1.shape[0]}x{y1.shape[1]} are smaller than the '
                          '11 x 11 SSIM window')

@@ -66,11 +66,20 @@ def test_through_basicsr_calculate_metric_and_refusals():
     assert calculate_metric({'img': constant(127.5), 'img2': constant(127.5)}, opt) == 100.0
     with pytest.raises(ValueError, match='gt_mean'):
         calculate_psnr_lol(constant(1.0), constant(1.0), gt_mean=True)
-    with pytest.raises(ValueError, match='unknown option.*crop_border'):
-        calculate_ssim_lol(constant(1.0), constant(1.0), crop_border=4)
+    with pytest.raises(ValueError, match='unknown option.*test_y_channel'):
+        calculate_ssim_lol(constant(1.0), constant(1.0), test_y_channel=False)
+    with pytest.raises(ValueError, match='crop_border must be an integer'):
+        calculate_ssim_lol(constant(1.0), constant(1.0), crop_border=-1)
     with pytest.raises(ValueError, match='shapes differ'):
         calculate_psnr_lol(constant(1.0), constant(1.0, shape=(12, 11, 3)))
     with pytest.raises(ValueError, match='black'):
         calculate_psnr_lol(constant(0.0), constant(1.0), gt_mean='corrected')
     with pytest.raises(ValueError, match='channel_order'):
         calculate_psnr_lol(constant(1.0), constant(1.0), gt_mean='corrected', channel_order='RGB')
+
+
+def test_crop_border_leaves_the_edges_out():
+    out = constant(0.0)
+    out[1:-1, 1:-1] = 255.0  # wrong only on the one-pixel frame
+    assert calculate_psnr_lol(out, constant(255.0), crop_border=1) == 100.0
+    assert calculate_psnr_lol(out, constant(255.0)) == pytest.approx(10 * math.log10(144 / 44))  # 44 of 144 off

@@ -88,5 +88,7 @@ def test_input_checks():
     assert image_to_tensor(np.full((2, 3, 3), 255.0)).shape == (1, 3, 2, 3)
     with pytest.raises(ValueError, match=r'\(H, W, 3\)'):
         image_to_tensor(np.zeros((4, 4), np.uint8))
-    with pytest.raises(ValueError, match='unknown option.*crop_border'):
-        calculate_maniqa(np.zeros((4, 4, 3), np.uint8), crop_border=0)
+    with pytest.raises(ValueError, match='unknown option.*test_y_channel'):
+        calculate_maniqa(np.zeros((4, 4, 3), np.uint8), test_y_channel=False)
+    with pytest.raises(ValueError, match='crop_border must be 0'):
+        calculate_maniqa(np.zeros((4, 4, 3), np.uint8), crop_border=4)

@@ -61,3 +61,11 @@ def test_refusals():
     with pytest.raises(ValueError, match='unknown option.*test_y_channel'):
         calculate_psnr_y_matlab(colour((1, 2, 3)), colour((1, 2, 3)), test_y_channel=True)
     assert calculate_psnr_y_matlab(colour((1, 2, 3)), colour((1, 2, 3)), better='higher') == math.inf
+
+
+def test_crop_border_leaves_the_edges_out():
+    black = colour((0, 0, 0))
+    framed = colour((255, 255, 255))
+    framed[2:-2, 2:-2] = 0
+    assert calculate_psnr_y_matlab(framed, black, crop_border=2) == math.inf
+    assert calculate_psnr_y_matlab(framed, black) == pytest.approx(20 * math.log10(255 / 219 / math.sqrt(80 / 144)))
