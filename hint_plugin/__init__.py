@@ -16,6 +16,6 @@ except ImportError:  # the architectures alone, e.g. in another training toolbox
 
 if basicsr is not None:
     archs.register_archs()
-    from hint_plugin import data, losses, models  # noqa: E402,F401  (register into BasicSR's registries)
+    from hint_plugin import data, losses, metrics, models  # noqa: E402,F401  (register into BasicSR's registries)
 
 __version__ = '0.1.0'

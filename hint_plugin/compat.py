@@ -132,7 +132,29 @@ def create_train_val_dataloader(opt, logger):
     give_loaders_own_generators([train_loader, *val_loaders], opt['manual_seed'] + opt['rank'])
     if opt['path'].get('resume_state') and train_loader is not None:
         resume_interrupted_epoch(opt['path']['resume_state'], train_loader, train_sampler, logger)
+    if train_loader is not None:
+        result = (*result[:3], last_epoch_for(result[4], train_loader, opt, logger), *result[4:])
     return result
+
+
+def last_epoch_for(total_iters, train_loader, opt, logger):
+    """The last epoch BasicSR's loop must run (``for epoch in range(start, last + 1)``) to reach ``total_iters``.
+
+    BasicSR 1.4.2 counts ``ceil(images / batch)`` batches per epoch while its loader drops the last partial
+    batch, so its loop stops early whenever the dataset size is not a multiple of the batch (3 images, batch 2,
+    ``total_iter: 8`` ended after iteration 5). Counted from the loader's real ``len(train_loader)`` batches,
+    every epoch up to this one holds enough of them, from the start or from a resumed epoch (whose iteration is
+    ``epoch * len(train_loader)`` plus the batches it had consumed).
+    """
+    batches_per_epoch = len(train_loader)
+    if batches_per_epoch == 0:
+        raise ValueError(f"datasets.train ({opt['datasets']['train'].get('name')}): an epoch holds "
+                         f'{len(train_loader.sampler)} samples per process, fewer than one batch of '
+                         f'{train_loader.batch_size} (batch_size_per_gpu x num_gpu); BasicSR drops partial batches, '
+                         'so no iteration would run. Add images, raise dataset_enlarge_ratio or lower the batch.')
+    last = -(-total_iters // batches_per_epoch) - 1
+    logger.info(f'{batches_per_epoch} full batches per epoch: epochs 0 to {last} reach total_iter {total_iters}.')
+    return last
 
 
 def give_loaders_own_generators(loaders, seed):

@@ -37,11 +37,12 @@ from hint_plugin.utils.checkpoint import load_weights
 from hint_plugin.utils.image_io import (DEFAULT_JPEG_QUALITY, from_rgb_float, is_image_file, read_image, to_rgb_float,
                                         write_image)
 from hint_plugin.utils.options import network_options, read_options
-from hint_plugin.utils.tiling import restore
+from hint_plugin.utils.tiling import restore, restore_average
 
 DEFAULT_OVERLAP = 32
 DEFAULT_MIN_TILE = 64
 DEFAULT_WINDOW_SIZE = PAD_MULTIPLE
+TILE_MERGES = ('cosine', 'average')
 
 logger = logging.getLogger(__name__)
 
@@ -65,24 +66,26 @@ class Setup:
     tile: int | None = None
     overlap: int = DEFAULT_OVERLAP
     window_size: int = DEFAULT_WINDOW_SIZE
+    merge: str = 'cosine'
 
 
 def _mapping(value):
     return value if isinstance(value, Mapping) else {}
 
 
-def resolve_setup(opt=None, weights=None, config=None, param_key=None, tile=None, overlap=None):
+def resolve_setup(opt=None, weights=None, config=None, param_key=None, tile=None, overlap=None, merge=None):
     """The :class:`Setup` for the command line's choices (None: not given).
 
     * ``opt`` (a BasicSR test YAML): network from ``network_g``, checkpoint from ``path.pretrain_network_g``
       (``weights`` overrides it), key from ``path.param_key_g`` (default ``params``), strictness from
-      ``path.strict_load_g``, tiling from ``val.tile`` (``size``, ``overlap``), padding from ``val.window_size``.
+      ``path.strict_load_g``, tiling from ``val.tile`` (``size``, ``overlap``, ``merge``), padding from
+      ``val.window_size``.
     * ``weights`` with ``config`` (any option file): network from the config's ``network_g``.
     * ``weights`` alone: the default ``HINT()``.
 
     ``param_key`` overrides the key (without ``opt`` it defaults to ``params_ema``; the loader falls back to
-    ``params`` and to a bare state_dict). ``tile`` 0 turns tiling off; ``tile`` and ``overlap`` override the
-    option file's.
+    ``params`` and to a bare state_dict). ``tile`` 0 turns tiling off; ``tile``, ``overlap`` and ``merge``
+    (``cosine`` ramps, the default, or the authors' plain ``average``) override the option file's.
     """
     if opt is not None and config is not None:
         raise OptionsError('give either --opt or --config, not both (--opt carries its own network_g)')
@@ -98,7 +101,8 @@ def resolve_setup(opt=None, weights=None, config=None, param_key=None, tile=None
             raise OptionsError(f'{opt} has no path.pretrain_network_g: pass --weights CKPT')
         setup = Setup(network_options(options, opt), str(weights), param_key or paths.get('param_key_g') or 'params',
                       bool(paths.get('strict_load_g', True)), tiling.get('size') or None,
-                      tiling.get('overlap', DEFAULT_OVERLAP), val.get('window_size', DEFAULT_WINDOW_SIZE))
+                      tiling.get('overlap', DEFAULT_OVERLAP), val.get('window_size', DEFAULT_WINDOW_SIZE),
+                      tiling.get('merge', 'cosine'))
     elif config is not None:
         setup = Setup(network_options(read_options(config), config), weights, param_key or 'params_ema')
     else:
@@ -107,6 +111,11 @@ def resolve_setup(opt=None, weights=None, config=None, param_key=None, tile=None
         setup.tile = tile or None
     if overlap is not None:
         setup.overlap = overlap
+    if merge is not None:
+        setup.merge = merge
+    if setup.merge not in TILE_MERGES:
+        raise OptionsError(f"val.tile.merge must be 'cosine' (raised-cosine ramps) or 'average' (the authors' "
+                             f'plain mean over their tile grid), got {setup.merge!r}')
     for name in ('tile', 'overlap', 'window_size'):
         value = getattr(setup, name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)
@@ -179,7 +188,7 @@ def smaller_tile(tile, height, width, window_size=DEFAULT_WINDOW_SIZE, min_tile=
     return candidate if candidate < failed else None
 
 
-def _restore_once(net, image, device, tile, overlap, window_size):
+def _restore_once(net, image, device, tile, overlap, window_size, merge='cosine'):
     with torch.inference_mode():
         if tile is None:
             return restore(net, image.to(device), window_size).cpu()
@@ -187,23 +196,25 @@ def _restore_once(net, image, device, tile, overlap, window_size):
         def forward(patch):  # the image and the blended output stay on the CPU; one tile at a time on the device
             return net(patch.to(device)).to(image.device)
 
+        if merge == 'average':  # an overlap the tile cannot hold (after out-of-memory halving) becomes half a tile
+            return restore_average(forward, image, tile, overlap if overlap < tile else tile // 2, window_size)
         return restore(forward, image, window_size, tile, overlap)
 
 
 def restore_tensor(net, image, device='cpu', tile=None, overlap=DEFAULT_OVERLAP, window_size=DEFAULT_WINDOW_SIZE,
-                   min_tile=DEFAULT_MIN_TILE, log=None, name='image'):
+                   min_tile=DEFAULT_MIN_TILE, log=None, name='image', merge='cosine'):
     """Restore a ``(1, C, H, W)`` CPU tensor with ``net`` on ``device``; returns the CPU output.
 
-    Untiled when ``tile`` is None, else in blended tiles (the image and the output stay in CPU memory, only
-    tiles visit the device). When the device runs out of memory the image is tried again in smaller tiles
-    (:func:`smaller_tile`), each retry reported through ``log``; below ``min_tile`` the error is re-raised as a
-    ``RuntimeError`` saying so.
+    Untiled when ``tile`` is None, else in tiles merged by ``merge`` (``cosine`` ramps, or the authors' plain
+    ``average`` on their grid; the image and the output stay in CPU memory, only tiles visit the device). When
+    the device runs out of memory the image is tried again in smaller tiles (:func:`smaller_tile`), each retry
+    reported through ``log``; below ``min_tile`` the error is re-raised as a ``RuntimeError`` saying so.
     """
     device = torch.device(device)
     log = log or logger.warning
     while True:
         try:
-            return _restore_once(net, image, device, tile, overlap, window_size)
+            return _restore_once(net, image, device, tile, overlap, window_size, merge)
         except (RuntimeError, MemoryError) as error:
             if not is_out_of_memory(error):
                 raise
@@ -220,7 +231,7 @@ def restore_tensor(net, image, device='cpu', tile=None, overlap=DEFAULT_OVERLAP,
 
 
 def restore_array(net, image, device='cpu', tile=None, overlap=DEFAULT_OVERLAP, window_size=DEFAULT_WINDOW_SIZE,
-                  min_tile=DEFAULT_MIN_TILE, log=None, name='image'):
+                  min_tile=DEFAULT_MIN_TILE, log=None, name='image', merge='cosine'):
     """Restore an image array as OpenCV reads it; returns the same shape, dtype and alpha (see ``image_io``).
 
     The colour (RGB, grayscale replicated) goes through :func:`restore_tensor`; grayscale comes back as the
@@ -228,7 +239,7 @@ def restore_array(net, image, device='cpu', tile=None, overlap=DEFAULT_OVERLAP, 
     """
     rgb, alpha = to_rgb_float(image)
     tensor = torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0).contiguous()
-    output = restore_tensor(net, tensor, device, tile, overlap, window_size, min_tile, log, name)
+    output = restore_tensor(net, tensor, device, tile, overlap, window_size, min_tile, log, name, merge)
     if output.shape[1] != 3 or output.shape[-2:] != tensor.shape[-2:]:
         raise ValueError(f'the network turned a {tuple(tensor.shape)} image into {tuple(output.shape)}; '
                          'this tool restores RGB images at their own size')
@@ -307,7 +318,7 @@ def _file_id(path):
 
 def restore_files(inputs, output_dir, net, device='cpu', tile=None, overlap=DEFAULT_OVERLAP,
                   window_size=DEFAULT_WINDOW_SIZE, min_tile=DEFAULT_MIN_TILE, suffix='', overwrite=False,
-                  jpeg_quality=DEFAULT_JPEG_QUALITY, progress=False, log=None):
+                  jpeg_quality=DEFAULT_JPEG_QUALITY, progress=False, log=None, merge='cosine'):
     """Restore every image of ``inputs`` (files, folders, globs) into ``output_dir``; returns a :class:`Summary`.
 
     Each image is written as ``output_dir/<stem><suffix><ext>`` in its own form (see :func:`restore_array`).
@@ -349,7 +360,7 @@ def restore_files(inputs, output_dir, net, device='cpu', tile=None, overlap=DEFA
             reason = None
             try:
                 image = read_image(path)
-                restored = restore_array(net, image, device, tile, overlap, window_size, min_tile, log, path)
+                restored = restore_array(net, image, device, tile, overlap, window_size, min_tile, log, path, merge)
                 write_image(target, restored, overwrite=overwrite, jpeg_quality=jpeg_quality)
             except ImageError as error:
                 reason = error.reason

@@ -13,8 +13,8 @@ import cv2  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from hint_plugin.errors import HINTError, OptionsError  # noqa: E402
-from hint_plugin.inference import (DEFAULT_MIN_TILE, DEFAULT_OVERLAP, load_network, resolve_device,  # noqa: E402
-                                   resolve_setup, restore_files)
+from hint_plugin.inference import (DEFAULT_MIN_TILE, DEFAULT_OVERLAP, TILE_MERGES, load_network,  # noqa: E402
+                                   resolve_device, resolve_setup, restore_files)
 from hint_plugin.precision import PRECISIONS, with_precision  # noqa: E402
 from hint_plugin.utils.allocator import retain_freed_memory  # noqa: E402
 from hint_plugin.utils.image_io import DEFAULT_JPEG_QUALITY  # noqa: E402
@@ -74,6 +74,9 @@ def build_parser():
                              'else whole images; 0: whole images)')
     tiling.add_argument('--tile-overlap', type=integer(0), metavar='N',
                         help=f'overlap of neighbouring tiles (default: val.tile.overlap, else {DEFAULT_OVERLAP})')
+    tiling.add_argument('--tile-merge', choices=TILE_MERGES,
+                        help="how overlapping tiles merge: cosine ramps, or the authors' plain average on their "
+                             'grid (default: val.tile.merge, else cosine)')
     tiling.add_argument('--min-tile', type=integer(0), default=DEFAULT_MIN_TILE, metavar='SIZE',
                         help='smallest tile tried after running out of memory (tiles halve on each '
                              f'out-of-memory error; default {DEFAULT_MIN_TILE})')
@@ -101,7 +104,8 @@ def main(argv=None):
         tqdm.write(message, file=sys.stderr)
 
     try:
-        setup = resolve_setup(args.opt, args.weights, args.config, args.param_key, args.tile, args.tile_overlap)
+        setup = resolve_setup(args.opt, args.weights, args.config, args.param_key, args.tile, args.tile_overlap,
+                              args.tile_merge)
         device = resolve_device(args.device)
         net = load_network(setup.network_opt, setup.weights, setup.param_key, setup.strict, device)
         net = with_precision(net, args.precision, device)
@@ -111,7 +115,7 @@ def main(argv=None):
                                'and RGBA images (3 channels into the network)')
         summary = restore_files(args.input, args.output, net, device, setup.tile, setup.overlap, setup.window_size,
                                 args.min_tile, args.suffix, args.overwrite, args.jpeg_quality,
-                                progress=not args.no_progress and sys.stderr.isatty(), log=log)
+                                progress=not args.no_progress and sys.stderr.isatty(), log=log, merge=setup.merge)
     except HINTError as error:
         print(f'error: {" ".join(str(error).split())}', file=sys.stderr)
         return EXIT_SETUP

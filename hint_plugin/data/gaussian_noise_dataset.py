@@ -12,6 +12,10 @@ from basicsr.utils import FileClient, imfrombytes, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data as data
 
+from hint_plugin.data.authors_denoising_dataset import authors_test_noise
+
+TEST_NOISES = ('name_seeded', 'authors')
+
 
 @DATASET_REGISTRY.register()
 class GaussianNoiseDataset(data.Dataset):
@@ -26,7 +30,10 @@ class GaussianNoiseDataset(data.Dataset):
 
     Validation / test (any other phase): the whole image with ``sigma = sigma_test`` and noise from a local
     generator seeded by ``(seed, image name, sigma)``, so every image gets the same noise whatever the order,
-    the workers or the backend (folder file ``x.png`` and LMDB key ``x`` share the name ``x``).
+    the workers or the backend (folder file ``x.png`` and LMDB key ``x`` share the name ``x``). With
+    ``test_noise: authors`` the noise is instead that of the HINT authors' colour-denoising test script (the
+    paper's numbers): ``np.random.seed(0)`` before every image, ``normal(0, sigma / 255)`` drawn in the RGB
+    image's ``(H, W, 3)`` layout and added in float32; every image of a given size gets the same noise.
 
     Args:
         opt (dict): Config. It contains the following keys:
@@ -39,6 +46,7 @@ class GaussianNoiseDataset(data.Dataset):
             use_hflip (bool): random horizontal flips while training. Default: True.
             use_rot (bool): random 90-degree rotations and vertical flips while training. Default: True.
             seed (int): base seed of the validation noise. Default: 0.
+            test_noise (str): validation noise, ``name_seeded`` (default) or ``authors`` (see above).
 
     Returns (per item):
         dict: ``lq`` and ``gt`` float32 RGB tensors ``(3, H, W)`` (``gt`` in [0, 1]), ``lq_path`` and
@@ -86,6 +94,10 @@ class GaussianNoiseDataset(data.Dataset):
                                  f"'{opt['phase']}', got {self.sigma_test!r}")
             self.sigma_test = float(self.sigma_test)
             self.seed = int(opt.get('seed', 0))
+            self.test_noise = opt.get('test_noise', 'name_seeded')
+            if self.test_noise not in TEST_NOISES:
+                raise ValueError(f"GaussianNoiseDataset: option 'test_noise' must be one of {', '.join(TEST_NOISES)}, "
+                                 f'got {self.test_noise!r}')
 
     def _read(self, path):
         """Read ``path`` (file or LMDB key) as a float32 BGR ``(H, W, 3)`` array in [0, 1]."""
@@ -118,6 +130,11 @@ class GaussianNoiseDataset(data.Dataset):
             img_gt = paired_random_crop(img_gt, img_gt, self.gt_size, 1, gt_path)[0]  # one crop, no LQ yet
             img_gt = augment(img_gt, self.opt.get('use_hflip', True), self.opt.get('use_rot', True))
             sigma, rng = float(np.random.uniform(*self.sigma_range)), np.random
+        elif self.test_noise == 'authors':
+            img_rgb = np.ascontiguousarray(img_gt[..., ::-1])  # HWC RGB, as their script loads it
+            img_lq = (img_rgb + authors_test_noise(img_rgb.shape, self.sigma_test)).astype(np.float32)
+            img_gt, img_lq = img2tensor([img_rgb, img_lq], bgr2rgb=False, float32=True)
+            return {'lq': img_lq, 'gt': img_gt, 'lq_path': gt_path, 'gt_path': gt_path, 'sigma': self.sigma_test}
         else:
             sigma, rng = self.sigma_test, self._validation_rng(gt_path)
 

@@ -30,7 +30,7 @@ from hint_plugin.models.lr_scheduler import CosineAnnealingRestartCyclicLR
 from hint_plugin.utils.checkpoint import (atomic_save, first_nonfinite, global_rng_states, load_weights,
                                           random_state, restore_global_rng_states, set_random_state)
 from hint_plugin.utils.options import check_network_options
-from hint_plugin.utils.tiling import restore
+from hint_plugin.utils.tiling import restore, restore_average
 
 DEFAULT_GRAD_CLIP_MAX_NORM = 0.01
 AMP_DTYPES = {'bf16': torch.bfloat16}
@@ -378,13 +378,22 @@ class HINTModel(SRModel):
 
     # --------------------------------------------------------------------------------------- testing
     def test(self):
-        """Restore ``self.lq``: padded to ``val.window_size`` (PAD_MULTIPLE), in blended ``val.tile`` tiles if set."""
+        """Restore ``self.lq``: padded to ``val.window_size`` (PAD_MULTIPLE), optionally in ``val.tile`` tiles
+        (``size``, ``overlap``) merged by ``merge``: ``cosine`` ramps (default) or the authors' plain ``average``."""
         val_opt = self.opt.get('val') or {}
         tile = val_opt.get('tile') or {}
         net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
         was_training = net.training
         net.eval()
+        merge = tile.get('merge', 'cosine')
+        if merge not in ('cosine', 'average'):
+            raise ValueError(f"val.tile.merge must be 'cosine' (raised-cosine ramps, the default) or 'average' (the "
+                             f"authors' plain mean over their tile grid), got {merge!r}")
         with torch.no_grad():
-            self.output = restore(net, self.lq, window_size=val_opt.get('window_size', PAD_MULTIPLE),
-                                  tile=tile.get('size'), overlap=tile.get('overlap', 32))
+            if merge == 'average' and tile.get('size'):
+                self.output = restore_average(net, self.lq, tile['size'], tile.get('overlap', 32),
+                                              window_size=val_opt.get('window_size', PAD_MULTIPLE))
+            else:
+                self.output = restore(net, self.lq, window_size=val_opt.get('window_size', PAD_MULTIPLE),
+                                      tile=tile.get('size'), overlap=tile.get('overlap', 32))
         net.train(was_training)

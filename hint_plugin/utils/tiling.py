@@ -81,3 +81,39 @@ def restore(forward, image, window_size=PAD_MULTIPLE, tile=None, overlap=32):
             output[..., top:top + tile_h, left:left + tile_w] += restored * weight
             weight_sum[top:top + tile_h, left:left + tile_w] += weight
     return output[..., :height, :width] / weight_sum[:height, :width]
+
+
+def authors_tile_starts(length, size, stride):
+    """Tile starts of the HINT authors' test scripts (``splitimage``): every ``stride`` from 0, less those whose
+    tile would reach the border, then ``length - size``; a tile larger than ``length`` becomes one at 0."""
+    if size >= length:
+        return [0]
+    starts = list(range(0, length, stride))
+    while starts and starts[-1] + size >= length:
+        starts.pop()
+    return starts + [length - size]
+
+
+def restore_average(forward, image, tile, overlap, window_size=8):
+    """Restore ``(B, C, H, W)`` in ``tile x tile`` tiles at stride ``tile - overlap`` on the authors' grid
+    (:func:`authors_tile_starts`), merged by plain averaging (every tile's pixels weigh 1), as the authors'
+    ``mergeimage`` does. Each tile is padded to a multiple of ``window_size`` for ``forward`` and cropped back
+    (a no-op for tile sizes such as 256 or 384). ``merge: average`` in ``val.tile``. Returns
+    ``(B, C_out, H, W)``."""
+    check_int('tile', tile, 1)
+    check_int('overlap', overlap, 0)
+    if overlap >= tile:
+        raise ValueError(f'tile overlap ({overlap}) must be smaller than the tile ({tile})')
+    height, width = image.shape[-2:]
+    tile_h, tile_w = min(tile, height), min(tile, width)
+    output = count = None
+    for top in authors_tile_starts(height, tile_h, tile - overlap):
+        for left in authors_tile_starts(width, tile_w, tile - overlap):
+            patch = image[..., top:top + tile_h, left:left + tile_w]
+            restored = forward(pad_to_multiple(patch, window_size))[..., :tile_h, :tile_w]
+            if output is None:
+                output = restored.new_zeros(*restored.shape[:2], height, width)
+                count = restored.new_zeros(height, width)
+            output[..., top:top + tile_h, left:left + tile_w] += restored
+            count[top:top + tile_h, left:left + tile_w] += 1
+    return output / count

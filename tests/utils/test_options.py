@@ -46,7 +46,9 @@ from conftest import REPO
 
 OPTIONS_DIR = REPO / 'options'
 TRAIN_FOLDER, TEST_FOLDER = 'train', 'test'  # other folders (options/demo) may hold both kinds: see is_train_file
-OPTION_FILES = sorted(p for p in OPTIONS_DIR.rglob('*') if p.is_file() and p.suffix in ('.yml', '.yaml'))
+# options/authors/ holds files in the HINT authors' dialect (ImageCleanModel ...): tests/test_authors_options.py
+OPTION_FILES = sorted(p for p in OPTIONS_DIR.rglob('*') if p.is_file() and p.suffix in ('.yml', '.yaml')
+                      and p.relative_to(OPTIONS_DIR).parts[0] != 'authors')
 
 # Schedulers HINTModel builds: its own cyclic one, and those BasicSR's BaseModel.setup_schedulers knows.
 KNOWN_SCHEDULERS = ('CosineAnnealingRestartCyclicLR', 'MultiStepLR', 'MultiStepRestartLR', 'CosineAnnealingRestartLR')
@@ -142,8 +144,8 @@ def _numbers_left_as_strings(node, where):
 def _check_general(opt, problems):
     if not (isinstance(opt.get('name'), str) and opt['name']):
         problems.append('name: missing')
-    if opt.get('model_type') != 'HINTModel':
-        problems.append(f"model_type: expected HINTModel, got {opt.get('model_type')!r}")
+    if opt.get('model_type') not in ('HINTModel', 'ImageCleanModel'):  # ImageCleanModel: + val.use_image
+        problems.append(f"model_type: expected HINTModel or ImageCleanModel, got {opt.get('model_type')!r}")
     if opt.get('scale') != 1:
         problems.append(f"scale: expected 1 (restoration), got {opt.get('scale')!r}")
     if not _is_int(opt.get('num_gpu'), 0):
