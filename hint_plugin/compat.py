@@ -193,7 +193,7 @@ def open_shared_lmdb(path, **options):
     import os
     import weakref
 
-    import lmdb
+    from hint_plugin.data.lmdb_check import open_checked_lmdb
 
     global _SHARED_LMDB
     if _SHARED_LMDB is None:
@@ -201,13 +201,13 @@ def open_shared_lmdb(path, **options):
     key = (os.getpid(), os.path.realpath(path), tuple(sorted(options.items())))
     environment = _SHARED_LMDB.get(key)
     if environment is None:
-        environment = _SHARED_LMDB[key] = lmdb.open(path, readonly=True, **options)
+        environment = _SHARED_LMDB[key] = open_checked_lmdb(path, readonly=True, **options)  # a damaged one named
     return environment
 
 
 def lmdb_backend_init(self, db_paths, client_keys='default', readonly=True, lock=False, readahead=False, **kwargs):
     """BasicSR's ``LmdbBackend.__init__`` opening read-only LMDBs through :func:`open_shared_lmdb`."""
-    import lmdb
+    from hint_plugin.data.lmdb_check import open_checked_lmdb
 
     client_keys = [client_keys] if isinstance(client_keys, str) else list(client_keys)
     self.db_paths = [str(path) for path in (db_paths if isinstance(db_paths, (list, tuple)) else [db_paths])]
@@ -215,7 +215,7 @@ def lmdb_backend_init(self, db_paths, client_keys='default', readonly=True, lock
         raise ValueError(f'client_keys and db_paths should have the same length, but received {client_keys} '
                          f'and {self.db_paths}')
     options = dict(lock=lock, readahead=readahead, **kwargs)
-    self._client = {key: open_shared_lmdb(path, **options) if readonly else lmdb.open(path, **options)
+    self._client = {key: open_shared_lmdb(path, **options) if readonly else open_checked_lmdb(path, **options)
                     for key, path in zip(client_keys, self.db_paths)}
 
 

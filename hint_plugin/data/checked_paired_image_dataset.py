@@ -16,6 +16,7 @@ from basicsr.utils import FileClient, bgr2ycbcr, imfrombytes, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from torchvision.transforms.functional import normalize
 
+from hint_plugin.data.lmdb_check import check_lmdb
 from hint_plugin.utils.messages import listing
 
 
@@ -75,6 +76,8 @@ class CheckedPairedImageDataset(PairedImageDataset):
                 raise PairedDataError(f"{type(self).__name__}: option 'dataroot_{side}' is required")
         lq_folder, gt_folder = opt['dataroot_lq'], opt['dataroot_gt']
         if self.is_lmdb:
+            for folder in (lq_folder, gt_folder):
+                check_lmdb(folder)  # a truncated data.mdb named now, not a SIGBUS later
             check_same_keys(lmdb_keys(lq_folder, 'lq'), lmdb_keys(gt_folder, 'gt'), f"'{lq_folder}'",
                             f"'{gt_folder}'")
         elif opt.get('meta_info_file') is None:

@@ -12,6 +12,8 @@ from basicsr.utils import FileClient, imfrombytes, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data as data
 
+from hint_plugin.data.lmdb_check import check_lmdb
+
 
 @DATASET_REGISTRY.register()
 class GaussianNoiseDataset(data.Dataset):
@@ -64,6 +66,7 @@ class GaussianNoiseDataset(data.Dataset):
         if self.is_lmdb:
             self.io_backend_opt['db_paths'] = [self.gt_folder]
             self.io_backend_opt['client_keys'] = ['gt']
+            check_lmdb(self.gt_folder)  # a truncated data.mdb named now, not a SIGBUS later
             self.paths = sorted(paths_from_lmdb(self.gt_folder))
         else:
             self.paths = sorted(paths_from_folder(self.gt_folder))

@@ -2,6 +2,7 @@
 file, ``--force_yml``, ``--launcher``) and the options it names (:func:`hint_plugin.utils.option_schema.check_options`).
 """
 import argparse
+import contextlib
 import os
 import sys
 
@@ -65,3 +66,24 @@ def check_command_line(is_train, argv=None):
     except OptionsError as error:
         sys.stderr.write(f'{"train" if is_train else "test"}: error: {error}\n')
         raise SystemExit(2) from None
+
+
+def named_error_classes():
+    """The plugin's errors whose message names the file or key at fault: shown alone, without a traceback."""
+    from hint_plugin.data.checked_paired_image_dataset import PairedDataError
+    from hint_plugin.data.lmdb_check import LmdbError
+    from hint_plugin.models.hint_model import NonFiniteError
+    from hint_plugin.utils.checkpoint import CheckpointError
+    from hint_plugin.utils.resume import ResumeError
+    return OptionsError, CheckpointError, PairedDataError, NonFiniteError, LmdbError, ResumeError
+
+
+@contextlib.contextmanager
+def exit_on_named_errors(program):
+    """Turn the plugin's named errors (:func:`named_error_classes`) raised inside into ``program: error: ...``
+    on stderr and exit status 1; other exceptions keep their traceback."""
+    try:
+        yield
+    except named_error_classes() as error:
+        sys.stderr.write(f'{program}: error: {error}\n')
+        raise SystemExit(1) from None
