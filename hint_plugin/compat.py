@@ -6,7 +6,6 @@ Nothing in site-packages is edited: the fixes alias modules or wrap functions at
 """
 import importlib
 import itertools
-import re
 import sys
 
 
@@ -67,29 +66,21 @@ def use_portable_init_dist():
 def load_resume_state(opt):
     """BasicSR's ``load_resume_state`` that also works without CUDA and loads with ``weights_only=True``.
 
-    Finds the newest ``experiments/<name>/training_states/*.state`` with ``--auto_resume`` (or takes
-    ``path.resume_state``), loads it on the CPU (optimizers move their state to the parameters' device) and
+    Takes the newest complete ``experiments/<name>/training_states/*.state`` with ``--auto_resume`` (or
+    ``path.resume_state``), checked by :func:`hint_plugin.utils.resume.read_resume_state` (its experiment, its
+    network file, damage), loads it on the CPU (optimizers move their state to the parameters' device) and
     points ``pretrain_network_*`` at the matching checkpoints via BasicSR's ``check_resume``.
     """
-    from os import path as osp
+    import logging
 
-    import torch
-    from basicsr.utils import check_resume, scandir
+    from basicsr.utils import check_resume
 
-    resume_state_path = opt['path'].get('resume_state')
-    if opt['auto_resume']:
-        state_dir = osp.join('experiments', opt['name'], 'training_states')
-        if osp.isdir(state_dir):
-            # <iter>.state only: a <iter>.state.tmp left by a kill during a save is never taken
-            iters = [int(name.split('.')[0]) for name in scandir(state_dir, suffix='state', recursive=False)
-                     if re.fullmatch(r'\d+\.state', name)]
-            if iters:
-                resume_state_path = osp.join(state_dir, f'{max(iters)}.state')
-                opt['path']['resume_state'] = resume_state_path
-    if not resume_state_path:
-        return None
-    resume_state = torch.load(resume_state_path, map_location='cpu', weights_only=True)
-    check_resume(opt, resume_state['iter'])
+    from hint_plugin.utils.resume import read_resume_state
+
+    # BasicSR's logger gets its log file only later: get_root_logger() here would keep it from having one
+    resume_state = read_resume_state(opt, logging.getLogger('basicsr'))
+    if resume_state is not None:
+        check_resume(opt, resume_state['iter'])
     return resume_state
 
 
