@@ -12,10 +12,11 @@ import cv2
 from basicsr.data.data_util import paths_from_lmdb, scandir
 from basicsr.data.paired_image_dataset import PairedImageDataset
 from basicsr.data.transforms import augment, paired_random_crop
-from basicsr.utils import FileClient, bgr2ycbcr, imfrombytes, img2tensor
+from basicsr.utils import FileClient, bgr2ycbcr, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from torchvision.transforms.functional import normalize
 
+from hint_plugin.data.decoding import decode_training_image
 from hint_plugin.data.lmdb_check import check_lmdb
 from hint_plugin.utils.messages import listing
 
@@ -99,7 +100,7 @@ class CheckedPairedImageDataset(PairedImageDataset):
         if content is None:
             raise PairedDataError(f'the {self.where(path, side)} is listed in meta_info.txt but not in the LMDB')
         try:
-            return imfrombytes(content, float32=True)
+            return decode_training_image(content)  # 16-bit images keep their 16 bits
         except (AttributeError, cv2.error):  # cv2.imdecode returns None (or raises) on bytes it cannot decode
             raise PairedDataError(f'cannot decode the {self.where(path, side)} '
                                   f'({len(content)} bytes): corrupted or not an image') from None
