@@ -288,13 +288,18 @@ METRIC = {'type': Key(STR, required=True), 'crop_border': Key(INT, low=0), 'test
 
 
 def metric_keys(name, section, context):
-    """A ``val.metrics.<name>`` section: a registered metric, with BasicSR's metric keys (others pass on)."""
+    """A ``val.metrics.<name>`` section: a registered metric, with BasicSR's metric keys and the named arguments
+    of its function (BasicSR's metrics swallow any other keyword, so a misspelt one would pass unseen)."""
     from basicsr.utils.registry import METRIC_REGISTRY
     if section.get('type') not in METRIC_REGISTRY:
         names = ', '.join(sorted(name for name, _ in METRIC_REGISTRY))
         raise OptionsError(f'val.metrics: type = {section.get("type")!r} is not a registered metric '
                            f'(expected one of: {names})')
-    return None if signature_keys(METRIC_REGISTRY.get(section['type'])) is None else METRIC
+    parameters = inspect.signature(METRIC_REGISTRY.get(section['type'])).parameters.values()
+    named = {parameter.name: Key() for parameter in parameters
+             if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
+             and parameter.name not in ('img', 'img2')}
+    return {**named, **METRIC}
 
 
 VAL_KEYS = {  # basicsr.train and SRModel.validation
