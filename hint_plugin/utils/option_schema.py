@@ -68,7 +68,8 @@ def _expected(key):
     kinds = key.kind if isinstance(key.kind, tuple) else (key.kind,)
     words = ' or '.join(KIND_WORDS[kind] for kind in kinds)
     if key.items:
-        words = (f'a list of {key.length} ' if key.length else 'a list of ') + KIND_WORDS[key.items].split(' ', 1)[1] + 's'
+        noun = KIND_WORDS[key.items].split(' ', 1)[1] + 's'  # 'an integer' -> 'integers'
+        words = f'a list of {key.length} {noun}' if key.length else f'a list of {noun}'
     if key.low is not None and key.high is not None:
         words += f' in [{key.low}, {key.high}]'
     elif key.low is not None:
