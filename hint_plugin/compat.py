@@ -4,11 +4,10 @@ function.
 Nothing in site-packages is edited. ``import hint_plugin`` applies only :func:`alias_functional_tensor`, without
 which ``import basicsr`` fails on torchvision >= 0.17. The others change BasicSR's behaviour, so they apply only
 where HINT trains or tests: :func:`apply_training_fixes`, called by the plugin's entry points
-(``tools/train.py``, ``tools/test.py``, ``python -m hint_plugin.train``) before BasicSR's pipeline starts.
+(``tools/train.py``, ``tools/test.py``: ``tools/entry.py``) before BasicSR's pipeline starts.
 """
 import importlib
 import itertools
-import re
 import sys
 
 
@@ -69,29 +68,21 @@ def use_portable_init_dist():
 def load_resume_state(opt):
     """BasicSR's ``load_resume_state`` that also works without CUDA and loads with ``weights_only=True``.
 
-    Finds the newest ``experiments/<name>/training_states/*.state`` with ``--auto_resume`` (or takes
-    ``path.resume_state``), loads it on the CPU (optimizers move their state to the parameters' device) and
+    Takes the newest complete ``experiments/<name>/training_states/*.state`` with ``--auto_resume`` (or
+    ``path.resume_state``), checked by :func:`hint_plugin.utils.resume.read_resume_state` (its experiment, its
+    network file, damage), loads it on the CPU (optimizers move their state to the parameters' device) and
     points ``pretrain_network_*`` at the matching checkpoints via BasicSR's ``check_resume``.
     """
-    from os import path as osp
+    import logging
 
-    import torch
-    from basicsr.utils import check_resume, scandir
+    from basicsr.utils import check_resume
 
-    resume_state_path = opt['path'].get('resume_state')
-    if opt['auto_resume']:
-        state_dir = osp.join('experiments', opt['name'], 'training_states')
-        if osp.isdir(state_dir):
-            # <iter>.state only: a <iter>.state.tmp left by a kill during a save is never taken
-            iters = [int(name.split('.')[0]) for name in scandir(state_dir, suffix='state', recursive=False)
-                     if re.fullmatch(r'\d+\.state', name)]
-            if iters:
-                resume_state_path = osp.join(state_dir, f'{max(iters)}.state')
-                opt['path']['resume_state'] = resume_state_path
-    if not resume_state_path:
-        return None
-    resume_state = torch.load(resume_state_path, map_location='cpu', weights_only=True)
-    check_resume(opt, resume_state['iter'])
+    from hint_plugin.utils.resume import read_resume_state
+
+    # BasicSR's logger gets its log file only later: get_root_logger() here would keep it from having one
+    resume_state = read_resume_state(opt, logging.getLogger('basicsr'))
+    if resume_state is not None:
+        check_resume(opt, resume_state['iter'])
     return resume_state
 
 
@@ -229,7 +220,7 @@ def open_shared_lmdb(path, **options):
     import os
     import weakref
 
-    import lmdb
+    from hint_plugin.data.lmdb_check import open_checked_lmdb
 
     global _SHARED_LMDB
     if _SHARED_LMDB is None:
@@ -237,13 +228,13 @@ def open_shared_lmdb(path, **options):
     key = (os.getpid(), os.path.realpath(path), tuple(sorted(options.items())))
     environment = _SHARED_LMDB.get(key)
     if environment is None:
-        environment = _SHARED_LMDB[key] = lmdb.open(path, readonly=True, **options)
+        environment = _SHARED_LMDB[key] = open_checked_lmdb(path, readonly=True, **options)  # a damaged one named
     return environment
 
 
 def lmdb_backend_init(self, db_paths, client_keys='default', readonly=True, lock=False, readahead=False, **kwargs):
     """BasicSR's ``LmdbBackend.__init__`` opening read-only LMDBs through :func:`open_shared_lmdb`."""
-    import lmdb
+    from hint_plugin.data.lmdb_check import open_checked_lmdb
 
     client_keys = [client_keys] if isinstance(client_keys, str) else list(client_keys)
     self.db_paths = [str(path) for path in (db_paths if isinstance(db_paths, (list, tuple)) else [db_paths])]
@@ -251,7 +242,7 @@ def lmdb_backend_init(self, db_paths, client_keys='default', readonly=True, lock
         raise ValueError(f'client_keys and db_paths should have the same length, but received {client_keys} '
                          f'and {self.db_paths}')
     options = dict(lock=lock, readahead=readahead, **kwargs)
-    self._client = {key: open_shared_lmdb(path, **options) if readonly else lmdb.open(path, **options)
+    self._client = {key: open_shared_lmdb(path, **options) if readonly else open_checked_lmdb(path, **options)
                     for key, path in zip(client_keys, self.db_paths)}
 
 

@@ -22,6 +22,14 @@ class DataError(HINTError, ValueError):
     """A dataset that cannot be read (paired files or LMDB keys) or turned into LMDBs as asked."""
 
 
+class LmdbError(DataError, OSError):
+    """An LMDB that cannot be opened or read (missing, truncated, a key that is no image); names its folder."""
+
+
+class ResumeError(CheckpointError):
+    """A training state that cannot be resumed from; the message names the file (and the experiments)."""
+
+
 class ImageError(HINTError):
     """An image file that cannot be found, read, converted or written; ``reason`` says why without the path."""
 

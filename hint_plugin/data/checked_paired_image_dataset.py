@@ -12,10 +12,12 @@ import cv2
 from basicsr.data.data_util import paths_from_lmdb, scandir
 from basicsr.data.paired_image_dataset import PairedImageDataset
 from basicsr.data.transforms import augment, paired_random_crop
-from basicsr.utils import FileClient, bgr2ycbcr, imfrombytes, img2tensor
+from basicsr.utils import FileClient, bgr2ycbcr, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from torchvision.transforms.functional import normalize
 
+from hint_plugin.data.decoding import decode_training_image
+from hint_plugin.data.lmdb_check import check_lmdb
 from hint_plugin.errors import DataError
 from hint_plugin.utils.messages import listing
 
@@ -72,6 +74,8 @@ class CheckedPairedImageDataset(PairedImageDataset):
                 raise DataError(f"{type(self).__name__}: option 'dataroot_{side}' is required")
         lq_folder, gt_folder = opt['dataroot_lq'], opt['dataroot_gt']
         if self.is_lmdb:
+            for folder in (lq_folder, gt_folder):
+                check_lmdb(folder)  # a truncated data.mdb named now, not a SIGBUS later
             check_same_keys(lmdb_keys(lq_folder, 'lq'), lmdb_keys(gt_folder, 'gt'), f"'{lq_folder}'",
                             f"'{gt_folder}'")
         elif opt.get('meta_info_file') is None:
@@ -93,7 +97,7 @@ class CheckedPairedImageDataset(PairedImageDataset):
         if content is None:
             raise DataError(f'the {self.where(path, side)} is listed in meta_info.txt but not in the LMDB')
         try:
-            return imfrombytes(content, float32=True)
+            return decode_training_image(content)  # 16-bit images keep their 16 bits
         except (AttributeError, cv2.error):  # cv2.imdecode returns None (or raises) on bytes it cannot decode
             raise DataError(f'cannot decode the {self.where(path, side)} '
                                   f'({len(content)} bytes): corrupted or not an image') from None

@@ -8,10 +8,12 @@ import numpy as np
 import torch
 from basicsr.data.data_util import paths_from_folder, paths_from_lmdb
 from basicsr.data.transforms import augment, paired_random_crop
-from basicsr.utils import FileClient, imfrombytes, img2tensor
+from basicsr.utils import FileClient, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data as data
 
+from hint_plugin.data.decoding import decode_training_image
+from hint_plugin.data.lmdb_check import check_lmdb
 from hint_plugin.data.authors_denoising_dataset import authors_test_noise
 
 TEST_NOISES = ('name_seeded', 'authors')
@@ -72,6 +74,7 @@ class GaussianNoiseDataset(data.Dataset):
         if self.is_lmdb:
             self.io_backend_opt['db_paths'] = [self.gt_folder]
             self.io_backend_opt['client_keys'] = ['gt']
+            check_lmdb(self.gt_folder)  # a truncated data.mdb named now, not a SIGBUS later
             self.paths = sorted(paths_from_lmdb(self.gt_folder))
         else:
             self.paths = sorted(paths_from_folder(self.gt_folder))
@@ -106,7 +109,7 @@ class GaussianNoiseDataset(data.Dataset):
         if img_bytes is None:
             raise KeyError(f'GaussianNoiseDataset: {where} not found')
         try:
-            return imfrombytes(img_bytes, float32=True)
+            return decode_training_image(img_bytes)  # 16-bit images keep their 16 bits
         except (AttributeError, cv2.error) as err:  # cv2.imdecode returns None or raises on bad bytes
             raise ValueError(f'GaussianNoiseDataset: cannot decode the image in {where}') from err
 

@@ -30,6 +30,7 @@ from hint_plugin.models.lr_scheduler import CosineAnnealingRestartCyclicLR
 from hint_plugin.utils.checkpoint import (atomic_save, first_nonfinite, global_rng_states, load_weights,
                                           random_state, restore_global_rng_states, set_random_state)
 from hint_plugin.utils.options import check_network_options
+from hint_plugin.utils.resume import state_identity
 from hint_plugin.utils.tiling import restore, restore_average
 
 DEFAULT_GRAD_CLIP_MAX_NORM = 0.01
@@ -259,6 +260,7 @@ class HINTModel(SRModel):
             'schedulers': [scheduler.state_dict() for scheduler in self.schedulers],
             'random_states': random_states,
             'skipped_steps': self.skipped_steps,
+            **state_identity(self.opt, current_iter),  # its experiment and network file, checked on resume
         }
         atomic_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
 

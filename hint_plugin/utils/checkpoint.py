@@ -19,7 +19,9 @@ def read_state_dict(path, param_key='params'):
 
     Accepts BasicSR's ``{'params': ...}`` / ``{'params_ema': ...}`` (``param_key`` first, then the other one)
     and a bare state_dict; strips a DDP ``module.`` prefix. Loads with ``weights_only=True``, so a file that
-    would run code when unpickled is refused; a ``.safetensors`` file is read as such (no pickle at all).
+    would run code when unpickled is refused, and so are weights holding a NaN or an infinity (naming the file
+    and the first such tensor): every loading path (pretraining, testing, inference, export, spandrel) comes
+    through here. A ``.safetensors`` file is read as such (no pickle at all).
     """
     if os.fspath(path).lower().endswith('.safetensors'):
         from hint_plugin.utils.safetensors_io import read_safetensors
@@ -42,7 +44,12 @@ def read_state_dict(path, param_key='params'):
     if not all(isinstance(value, torch.Tensor) for value in checkpoint.values()):
         raise CheckpointError(f'{path}: no state_dict found under {param_key!r}, "params" or "params_ema" '
                               f'(top-level keys: {sorted(checkpoint)[:8]})')
-    return {key.removeprefix('module.'): value for key, value in checkpoint.items()}
+    state = {key.removeprefix('module.'): value for key, value in checkpoint.items()}
+    bad = first_nonfinite(state)
+    if bad is not None:
+        raise CheckpointError(f'{path}: tensor {bad!r} holds NaN or infinite values; refusing to load these weights '
+                              '(a diverged training saved them? take an earlier checkpoint)')
+    return state
 
 
 def describe_mismatch(expected, found, limit=5):

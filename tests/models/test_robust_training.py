@@ -17,7 +17,7 @@ from conftest import REPO, TINY_CONFIG
 from hint_plugin import compat
 from hint_plugin.models.hint_model import NonFiniteError
 from hint_plugin.utils.checkpoint import atomic_save, global_rng_states, restore_global_rng_states
-from test_training_e2e import logged_iters, make_paired_lmdbs, run, train_options, write_yaml
+from tests.models.test_training_e2e import logged_iters, make_paired_lmdbs, run, train_options, write_yaml
 
 SUBPROCESS_ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1'}
 

@@ -4,7 +4,7 @@ import torch
 from basicsr.models import build_model
 from torch import nn
 
-from test_robust_training import batch, model_options, parameters
+from tests.models.test_robust_training import batch, model_options, parameters
 
 
 def one_step(model, iteration=1):

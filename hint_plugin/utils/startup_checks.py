@@ -1,0 +1,51 @@
+"""The checks the train and test commands run before BasicSR builds anything: the options a command line names,
+with its ``--force_yml`` overrides applied (:func:`hint_plugin.utils.option_schema.check_options`), and its
+``--launcher``. The command-line side is ``tools/entry.py``.
+"""
+import os
+
+from hint_plugin.utils.option_schema import check_options
+from hint_plugin.errors import OptionsError
+from hint_plugin.utils.options import read_options
+
+TORCHRUN_VARIABLES = ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')
+
+
+def apply_force_yml(options, entries, source):
+    """BasicSR's ``--force_yml a:b=value`` overrides (existing keys only), with the entry named when it fails."""
+    from basicsr.utils.options import _postprocess_yml_value
+    for entry in entries or ():
+        if entry.count('=') != 1:
+            raise OptionsError(f'--force_yml {entry!r}: expected KEY:SUBKEY=VALUE')
+        keys, value = (part.strip() for part in entry.split('='))
+        section, *parents, last = [options, *keys.split(':')]
+        walked = []
+        for key in [*parents, last][:-1]:
+            walked.append(key)
+            if not isinstance(section, dict) or key not in section:
+                raise OptionsError(f'--force_yml {entry!r}: {source} has no key {":".join(walked)}')
+            section = section[key]
+        if not isinstance(section, dict) or last not in section:
+            raise OptionsError(f'--force_yml {entry!r}: {source} has no key {keys} (it only changes existing keys)')
+        section[last] = _postprocess_yml_value(value)
+
+
+def check_launcher(launcher, environ=os.environ):
+    """``--launcher pytorch`` needs torchrun's environment, ``slurm`` a Slurm job step."""
+    if launcher == 'pytorch':
+        missing = [name for name in TORCHRUN_VARIABLES if name not in environ]
+        if missing:
+            raise OptionsError(f'--launcher pytorch: {", ".join(missing)} not set; start the command with torchrun '
+                               '(torchrun --nproc_per_node=N tools/train.py -opt ... --launcher pytorch), or leave '
+                               '--launcher out for one process')
+    elif launcher == 'slurm' and 'SLURM_PROCID' not in environ:
+        raise OptionsError('--launcher slurm: SLURM_PROCID not set; start the command with srun')
+
+
+def check_startup_options(opt_path, force_yml, launcher, is_train):
+    """Read ``opt_path``, apply ``force_yml`` and check the result and ``launcher``; :class:`OptionsError` names
+    the file, the key and what was expected."""
+    options = read_options(opt_path)
+    apply_force_yml(options, force_yml, opt_path)
+    check_options(options, is_train, source=opt_path)
+    check_launcher(launcher)
