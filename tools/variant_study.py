@@ -36,7 +36,8 @@ import numpy as np  # noqa: E402
 
 from tools import demo  # noqa: E402
 
-VARIANTS = ('official', 'refined')
+VARIANTS = ('official', 'refined')  # the default arms; an arm may also name a cache_init: 'refined+zeros'
+CACHE_INITS = ('carry', 'zeros', 'none')
 TASKS = ('denoise', 'lowlight')
 RESULTS_DIR = 'results/variant_study'
 LOWLIGHT_DIR = 'datasets/variant_study/lowlight'
@@ -105,12 +106,22 @@ def lowlight_datasets(train_set):
     return {'train': train, 'val': val}
 
 
+def parse_arm(arm):
+    """``'refined'`` -> ``{'variant': 'refined'}``; ``'refined+zeros'`` adds ``cache_init: zeros``."""
+    variant, _, cache_init = arm.partition('+')
+    if variant not in VARIANTS or (cache_init and cache_init not in CACHE_INITS):
+        raise argparse.ArgumentTypeError(f'{arm!r}: expected VARIANT[+CACHE_INIT], VARIANT one of {VARIANTS}, '
+                                         f'CACHE_INIT one of {CACHE_INITS}')
+    return dict(variant=variant, **({'cache_init': cache_init} if cache_init else {}))
+
+
 def run_options(base, task, variant, seed, iters, quick=False):
-    """The demo recipe ``base`` (training options) for one run: ``iters`` iterations, ``variant``, ``seed``."""
+    """The demo recipe ``base`` (training options) for one run: ``iters`` iterations, the arm ``variant``
+    (``VARIANT[+CACHE_INIT]``), ``seed``."""
     options = json.loads(json.dumps(base))  # a deep copy
-    options['name'] = f'HINT_study_{task}_{variant}_s{seed}' + ('_quick' if quick else '')
+    options['name'] = f'HINT_study_{task}_{variant.replace("+", "_")}_s{seed}' + ('_quick' if quick else '')
     options['manual_seed'] = seed
-    options['network_g'] = dict(options['network_g'], variant=variant, **(demo.QUICK_NETWORK if quick else {}))
+    options['network_g'] = dict(options['network_g'], **parse_arm(variant), **(demo.QUICK_NETWORK if quick else {}))
     if task == 'lowlight':
         options['datasets'] = lowlight_datasets(options['datasets']['train'])
     train_set = options['datasets']['train']
@@ -177,8 +188,9 @@ def format_summary(runs, summary):
     return '\n'.join(lines)
 
 
-def run_study(workdir='.', tasks=TASKS, seeds=(0, 1, 2), iters=DEFAULT_ITERS, jobs=1, threads=None, quick=False):
-    """Train every (task, variant, seed), ``jobs`` at a time; write and return the summary files' paths."""
+def run_study(workdir='.', tasks=TASKS, seeds=(0, 1, 2), iters=DEFAULT_ITERS, jobs=1, threads=None, quick=False,
+              arms=VARIANTS):
+    """Train every (task, arm, seed), ``jobs`` at a time; write and return the summary files' paths."""
     workdir = osp.abspath(workdir)
     threads = threads or max(1, (os.cpu_count() or 1) // jobs)
     results = osp.join(workdir, RESULTS_DIR)
@@ -191,7 +203,7 @@ def run_study(workdir='.', tasks=TASKS, seeds=(0, 1, 2), iters=DEFAULT_ITERS, jo
     work = []
     for task in tasks:
         for seed in seeds:
-            for variant in VARIANTS:
+            for variant in arms:
                 options = run_options(base, task, variant, seed, iters, quick)
                 run = Run(task, variant, seed, options['name'])
                 options_path = demo.write_yaml(options, osp.join(results, 'options', f'{run.name}.yml'))
@@ -209,10 +221,11 @@ def run_study(workdir='.', tasks=TASKS, seeds=(0, 1, 2), iters=DEFAULT_ITERS, jo
     summary = summarise(runs)
     table = format_summary(runs, summary)
     command = (f'python tools/variant_study.py --tasks {" ".join(tasks)} --seeds {" ".join(map(str, seeds))} '
-               f'--iters {iters} --jobs {jobs} --threads {threads}' + (' --quick' if quick else ''))
+               f'--iters {iters} --jobs {jobs} --threads {threads}' + (' --quick' if quick else '')
+               + ('' if tuple(arms) == VARIANTS else f' --arms {" ".join(arms)}'))
     markdown = osp.join(results, 'summary.md')
     with open(markdown, 'w') as f:
-        f.write(f'# official vs refined HINT\n\n`{command}`\n\n{table}\n')
+        f.write(f'# {" vs ".join(arms)} HINT\n\n`{command}`\n\n{table}\n')
     data = osp.join(results, 'summary.json')
     with open(data, 'w') as f:
         json.dump({'command': command, 'summary': summary, 'runs': [asdict(run) for run in runs]}, f, indent=1)
@@ -227,6 +240,9 @@ def parse_args(argv=None):
         'PSNR/SSIM mean and spread. Writes datasets/, experiments/ and results/variant_study/ under --workdir.')
     parser.add_argument('--tasks', nargs='+', choices=TASKS, default=list(TASKS), help='default: both')
     parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2], help='default: 0 1 2')
+    parser.add_argument('--arms', nargs='+', default=list(VARIANTS), metavar='VARIANT[+CACHE_INIT]',
+                        help='what to compare (default: official refined); e.g. refined refined+zeros compares '
+                             "refined's first attention block without and with a zero inter-layer cache")
     parser.add_argument('--iters', type=int, default=None,
                         help=f'training iterations per run (default: {DEFAULT_ITERS}; --quick: {QUICK_ITERS})')
     parser.add_argument('--jobs', type=int, default=1, help='runs at a time (default: 1)')
@@ -235,6 +251,11 @@ def parse_args(argv=None):
     parser.add_argument('--workdir', default='.', help='folder for the data and outputs (default: the current one)')
     parser.add_argument('--quick', action='store_true', help='a tiny network: checks the pipeline (the tests)')
     args = parser.parse_args(argv)
+    for arm in args.arms:
+        try:
+            parse_arm(arm)
+        except argparse.ArgumentTypeError as error:
+            parser.error(f'--arms: {error}')
     if args.iters is None:
         args.iters = QUICK_ITERS if args.quick else DEFAULT_ITERS
     for name in ('iters', 'jobs', 'threads'):
@@ -248,7 +269,7 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         run_study(args.workdir, tuple(args.tasks), tuple(args.seeds), args.iters, args.jobs, args.threads,
-                  args.quick)
+                  args.quick, tuple(args.arms))
     except demo.DemoError as err:
         sys.exit(f'variant_study.py: error: {err}')
 

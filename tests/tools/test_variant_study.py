@@ -1,4 +1,5 @@
 """tools/variant_study.py: official vs refined with one recipe; the pieces, and the whole study in --quick mode."""
+import argparse
 import json
 import math
 import subprocess
@@ -9,7 +10,7 @@ import pytest
 
 from conftest import REPO
 from tools import demo
-from tools.variant_study import Run, darken, format_summary, run_options, summarise
+from tools.variant_study import Run, darken, format_summary, parse_arm, run_options, summarise
 
 
 def test_darken_is_seeded_by_name_darker_and_eight_bit():
@@ -68,3 +69,12 @@ def test_quick_study_trains_both_variants_on_both_tasks(tmp_path):
         assert f"variant: {run['variant']}" in log  # BasicSR logs the options it trained with
     summary = (tmp_path / 'results' / 'variant_study' / 'summary.md').read_text()
     assert '| lowlight | refined | 1 |' in summary and 'python tools/variant_study.py' in summary
+
+
+def test_an_arm_may_name_the_cache_init():
+    base = demo.load_yaml(demo.TRAIN_OPTIONS)
+    plain, seeded = (run_options(base, 'denoise', arm, 0, 40) for arm in ('refined', 'refined+zeros'))
+    assert 'cache_init' not in plain['network_g'] and seeded['network_g']['cache_init'] == 'zeros'
+    assert seeded['network_g']['variant'] == 'refined' and plain['name'] != seeded['name']
+    with pytest.raises(argparse.ArgumentTypeError, match='CACHE_INIT one of'):
+        parse_arm('refined+ones')
