@@ -133,3 +133,40 @@ def test_torchrun_restarts_a_killed_worker_and_ends_as_an_uninterrupted_run(tmp_
     expected, found = final_weights(tmp_path, 'straight'), final_weights(tmp_path, 'killed')
     assert expected.keys() == found.keys()
     assert all(torch.equal(expected[k], found[k]) for k in expected)
+
+
+def node_command(opt_path, port, node_rank):
+    """One "node" of two: a torchrun with one worker joining the c10d rendezvous at ``port``."""
+    return [sys.executable, '-m', 'torch.distributed.run', '--nnodes', '2', '--node-rank', str(node_rank),
+            '--nproc-per-node', '1', '--rdzv-backend', 'c10d', '--rdzv-endpoint', f'127.0.0.1:{port}',
+            '--rdzv-id', 'hint-two-nodes', str(REPO / 'tools' / 'train.py'), '-opt', opt_path,
+            '--launcher', 'pytorch']
+
+
+@pytest.mark.slow
+def test_two_nodes_with_a_c10d_rendezvous_train_as_one_two_process_run(tmp_path):
+    """Two torchrun commands (``--nnodes 2``, one worker each) form one group of two: their weights are those
+    of one torchrun with two workers, bit for bit."""
+    data = {'train': make_paired_lmdbs(tmp_path, 'train', 6, 32, 0), 'val': make_paired_lmdbs(tmp_path, 'val', 2, 24, 1)}
+
+    def options(name):
+        opt = train_options(name, data, total_iter=6, save_every=3)
+        opt['datasets']['train'].update(batch_size_per_gpu=1, mini_batch_sizes=[1, 1])
+        return write_yaml(tmp_path / f'{name}.yml', opt)
+
+    port, nodes_opt = free_port(), options('nodes')
+    nodes = [subprocess.Popen(node_command(nodes_opt, port, rank), cwd=tmp_path, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, env=SUBPROCESS_ENV) for rank in (0, 1)]
+    try:
+        outs = [node.communicate(timeout=180)[0] for node in nodes]
+    finally:
+        for node in nodes:
+            if node.poll() is None:
+                node.kill()
+    assert [node.returncode for node in nodes] == [0, 0], '\n'.join(out[-3000:] for out in outs)
+    assert 'World size (gpu number): 2' in ''.join(outs)
+    one = subprocess.run(torchrun(options('one'), free_port(), max_restarts=0), cwd=tmp_path, capture_output=True,
+                         text=True, timeout=180, env=SUBPROCESS_ENV)
+    assert one.returncode == 0, one.stdout[-3000:] + one.stderr[-3000:]
+    expected, found = final_weights(tmp_path, 'one'), final_weights(tmp_path, 'nodes')
+    assert expected.keys() == found.keys() and all(torch.equal(expected[k], found[k]) for k in expected)
