@@ -43,8 +43,9 @@ def init_dist(launcher, backend=None, **kwargs):
     import os
 
     import torch
-    import torch.distributed as dist
     from basicsr.utils import dist_util
+
+    from hint_plugin.utils.elastic import init_process_group
 
     if launcher == 'slurm':
         if not torch.cuda.is_available():
@@ -55,7 +56,8 @@ def init_dist(launcher, backend=None, **kwargs):
     kwargs.pop('port', None)  # torchrun passes the rendezvous address through the environment
     if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', os.environ['RANK'])) % torch.cuda.device_count())
-    dist.init_process_group(backend=_distributed_backend(backend), **kwargs)
+    # a fresh store namespace per torchrun round, so that restarted workers re-form the group (see utils.elastic)
+    init_process_group(backend=_distributed_backend(backend), **kwargs)
 
 
 def use_portable_init_dist():

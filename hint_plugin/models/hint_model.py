@@ -26,6 +26,9 @@ from torch.nn.parallel import DataParallel, DistributedDataParallel
 
 from hint_plugin.archs.padding import PAD_MULTIPLE
 from hint_plugin.errors import NonFiniteError  # noqa: F401  (raised here; importable from here too)
+from hint_plugin.models.accumulation import (accum_iter_option, batch_coupling_note, gradient_sync,
+                                              micro_batch_slices)
+from hint_plugin.models.grad_scaling import build_grad_scaler, grad_scaler_options, scaled_step
 from hint_plugin.models.lr_scheduler import CosineAnnealingRestartCyclicLR
 from hint_plugin.utils.checkpoint import (atomic_save, first_nonfinite, global_rng_states, load_weights,
                                           random_state, restore_global_rng_states, set_random_state)
@@ -34,7 +37,7 @@ from hint_plugin.utils.resume import state_identity
 from hint_plugin.utils.tiling import restore, restore_average
 
 DEFAULT_GRAD_CLIP_MAX_NORM = 0.01
-AMP_DTYPES = {'bf16': torch.bfloat16}
+AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
 def progressive_stage(current_iter, stage_iters):
@@ -50,8 +53,9 @@ def progressive_stage(current_iter, stage_iters):
 
 
 def amp_dtype(setting):
-    """``train.amp``: ``bf16`` (the training forward pass under ``torch.autocast`` to bfloat16), or off
-    (``false`` / ``~``, the default). fp16 is not offered: it needs loss scaling, bf16 has float32's range."""
+    """``train.amp``: ``bf16`` or ``fp16`` (the training forward pass under ``torch.autocast`` to bfloat16 /
+    float16), or off (``false`` / ``~``, the default). fp16 comes with a ``GradScaler``
+    (:mod:`hint_plugin.models.grad_scaling`); bf16 has float32's range and needs none."""
     if setting is None or setting is False:
         return None
     if setting not in AMP_DTYPES:
@@ -164,6 +168,12 @@ class HINTModel(SRModel):
             raise ValueError(f'train.skip_nonfinite must be true or false, got {self.skip_nonfinite!r}')
         self.skipped_steps = 0
         self.amp_dtype = amp_dtype(train_opt.get('amp'))
+        scaler_kwargs = grad_scaler_options(train_opt.get('grad_scaler'), train_opt.get('amp'))
+        self.grad_scaler = build_grad_scaler(self.device, scaler_kwargs) if train_opt.get('amp') == 'fp16' else None
+        self.amp_skipped_steps = 0
+        self.accum_iter = accum_iter_option(train_opt.get('accum_iter'))
+        if batch_coupling_note(self.opt['network_g'], self.accum_iter):
+            get_root_logger().warning(batch_coupling_note(self.opt['network_g'], self.accum_iter))
         compile_kwargs = compile_options(train_opt.get('compile'))
         self.train_forward = self.net_g if compile_kwargs is None else torch.compile(self.net_g, **compile_kwargs)
         if self.amp_dtype is not None or compile_kwargs is not None:
@@ -261,13 +271,16 @@ class HINTModel(SRModel):
             'random_states': random_states,
             'skipped_steps': self.skipped_steps,
             **state_identity(self.opt, current_iter),  # its experiment and network file, checked on resume
+            **self._grad_scaler_state(),
         }
         atomic_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
 
     def resume_training(self, resume_state):
-        """BasicSR's optimizers and schedulers, then the skipped-step count and this rank's random states."""
+        """BasicSR's optimizers and schedulers, then the skipped-step counts, the fp16 scaler and this rank's
+        random states."""
         super().resume_training(resume_state)
         self.skipped_steps = resume_state.get('skipped_steps', 0)
+        self._restore_grad_scaler(resume_state)
         per_rank = resume_state.get('random_states')
         if per_rank is None or len(per_rank) != self.opt.get('world_size', 1):
             get_root_logger().warning(
@@ -275,6 +288,23 @@ class HINTModel(SRModel):
                 'the resumed run draws other random numbers than an uninterrupted run would.')
             return
         self._restore_random_states(per_rank[self.opt.get('rank', 0)])
+
+    def _grad_scaler_state(self):
+        """The fp16 scaler's state and its skipped-step count for the training state (nothing without fp16)."""
+        if self.grad_scaler is None:
+            return {}
+        return {'grad_scaler': self.grad_scaler.state_dict(), 'amp_skipped_steps': self.amp_skipped_steps}
+
+    def _restore_grad_scaler(self, resume_state):
+        """Inverse of :meth:`_grad_scaler_state`; a state saved without fp16 leaves the scaler at its start."""
+        if self.grad_scaler is None:
+            return
+        if 'grad_scaler' in resume_state:
+            self.grad_scaler.load_state_dict(resume_state['grad_scaler'])
+            self.amp_skipped_steps = resume_state.get('amp_skipped_steps', 0)
+        else:
+            get_root_logger().warning('The training state holds no fp16 GradScaler state (saved without '
+                                      'train.amp: fp16?): the loss scale starts afresh.')
 
     def _random_states(self):
         """This process's random states: the global generators' and ``self.rng``'s."""
@@ -349,34 +379,73 @@ class HINTModel(SRModel):
         self.skipped_steps += 1
         logger.warning(f'{message}; step skipped ({self.skipped_steps} skipped so far)')
 
-    def _step(self, l_total):
-        """Backward, gradient clipping, optimizer step and EMA update."""
-        l_total.backward()
-        if self.grad_clip_max_norm is not None:
+    def _backward(self, loss):
+        """Backward pass of one micro-batch's weighted loss (scaled under fp16)."""
+        if self.grad_scaler is not None:
+            loss = self.grad_scaler.scale(loss)
+        loss.backward()
+
+    def _step(self):
+        """Gradient clipping, optimizer step and EMA update; under fp16 through the scaler, which skips the step
+        (and this EMA update) when the scaled gradients are not finite, counted in ``amp_skipped_steps``."""
+        def clip():
             torch.nn.utils.clip_grad_norm_(self.net_g.parameters(), self.grad_clip_max_norm)
-        self.optimizer_g.step()
+
+        clip = clip if self.grad_clip_max_norm is not None else None
+        if self.grad_scaler is not None:
+            if not scaled_step(self.grad_scaler, self.optimizer_g, clip):
+                self.amp_skipped_steps += 1
+                return
+        else:
+            if clip is not None:
+                clip()
+            self.optimizer_g.step()
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
 
-    def optimize_parameters(self, current_iter):
-        """One training step; a non-finite total loss is checked before backward (see :meth:`_skip_or_stop`)."""
-        self._augment_batch(current_iter)
-        self.optimizer_g.zero_grad()
+    def _forward_losses(self):
+        """The training forward pass of ``self.lq`` (under autocast with ``train.amp``) and its loss terms."""
         autocast = (torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype is not None
                     else contextlib.nullcontext())
         with autocast:
             self.output = self.train_forward(self.lq)
-        self.output = self.output.float()  # the losses (FFT included) in float32
-        losses = self._losses()
-        l_total = sum(losses.values())
-        if self._nonfinite_anywhere(l_total):
-            self._skip_or_stop(current_iter, losses, l_total)
-        else:
-            self._step(l_total)
+        if self.output.dtype in (torch.float16, torch.bfloat16):
+            self.output = self.output.float()  # the losses (FFT included) in float32
+        return self._losses()
 
-        self.log_dict = self.reduce_loss_dict(losses)
+    def optimize_parameters(self, current_iter):
+        """One optimizer step on the (augmented) batch, in ``train.accum_iter`` forward/backward passes
+        (:mod:`hint_plugin.models.accumulation`); each pass's non-finite loss is checked before its backward
+        (see :meth:`_skip_or_stop`), and one such pass drops the whole step."""
+        self._augment_batch(current_iter)
+        self.optimizer_g.zero_grad()
+        lq, gt = self.lq, self.gt
+        parts = micro_batch_slices(lq.shape[0], self.accum_iter)
+        logged = OrderedDict()
+        for index, part in enumerate(parts):
+            self.lq, self.gt = lq[part], gt[part]
+            share = (part.stop - part.start) / lq.shape[0]
+            with gradient_sync(self.net_g, last=index == len(parts) - 1):
+                losses = self._forward_losses()
+                l_total = sum(losses.values())
+                finite = not self._nonfinite_anywhere(l_total)
+                if finite:
+                    self._backward(l_total * share if len(parts) > 1 else l_total)
+            for name, value in losses.items():
+                logged[name] = logged.get(name, 0) + value.detach() * share
+            if not finite:
+                self._skip_or_stop(current_iter, losses, l_total)
+                break
+        else:
+            self._step()
+        self.lq, self.gt = lq, gt
+
+        self.log_dict = self.reduce_loss_dict(logged)
         if self.skip_nonfinite:
             self.log_dict['skipped_steps'] = self.skipped_steps
+        if self.grad_scaler is not None:
+            self.log_dict['amp_skipped_steps'] = self.amp_skipped_steps
+            self.log_dict['loss_scale'] = self.grad_scaler.get_scale()
 
     # --------------------------------------------------------------------------------------- testing
     def test(self):

@@ -316,13 +316,16 @@ def register_model_keys(model_type, train=None, val=None):
     MODEL_KEYS[model_type] = {'train': {**TRAIN_KEYS, **(train or {})}, 'val': {**VAL_KEYS, **(val or {})}}
 
 
+AMP = Key((BOOL, STR), choices=(False, 'bf16', 'fp16'))
+GRAD_SCALER = Key(MAP, keys={'init_scale': Key(NUMBER, low=0), 'growth_factor': Key(NUMBER, low=0),
+                             'backoff_factor': Key(NUMBER, low=0), 'growth_interval': Key(INT, low=1)})
 TILE = Key(MAP, keys={'size': SIZE, 'overlap': COUNT, 'merge': Key(STR, choices=('cosine', 'average'))})
 MIXING = Key(MAP, keys={'mixup': FLAG, 'mixup_beta': Key(NUMBER, low=0), 'use_identity': FLAG})
 register_model_keys('SRModel')
 register_model_keys('HINTModel', train={
     'fft_loss_opt': Key(MAP, keys=loss_keys), 'mixing_augs': MIXING, 'use_grad_clip': FLAG,
-    'grad_clip_max_norm': Key(NUMBER, low=0), 'skip_nonfinite': FLAG, 'amp': Key((BOOL, STR)),
-    'compile': Key((BOOL, MAP)),
+    'grad_clip_max_norm': Key(NUMBER, low=0), 'skip_nonfinite': FLAG, 'amp': AMP, 'compile': Key((BOOL, MAP)),
+    'accum_iter': Key(INT, low=1), 'grad_scaler': GRAD_SCALER,
 }, val={'window_size': SIZE, 'tile': TILE})
 register_model_keys('ImageCleanModel', train={  # the authors' model
     'fft_loss_opt': Key(MAP, keys=loss_keys), 'mixing_augs': MIXING, 'use_grad_clip': FLAG,

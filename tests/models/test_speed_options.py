@@ -30,7 +30,7 @@ def test_bf16_autocast_runs_the_forward_in_bfloat16_and_keeps_float32_weights(tm
 
 
 @pytest.mark.parametrize('key, value, message', [
-    ('amp', 'fp16', "train.amp must be one of \\['bf16'\\] or false, got 'fp16'"),
+    ('amp', 'fp8', "train.amp must be one of \\['bf16', 'fp16'\\] or false, got 'fp8'"),
     ('compile', 'yes', "train.compile must be true, false or a dict of torch.compile keywords, got 'yes'"),
 ])
 def test_bad_speed_options_are_named(tmp_path, key, value, message):

@@ -1,0 +1,42 @@
+"""``train.optim_g: {fused: true}`` / ``{foreach: true}``: PyTorch's fused and multi-tensor AdamW through the
+model, plain or under the fp16 scaler, stepping as the per-parameter loop does and resuming."""
+import pytest
+import torch
+from basicsr.models import build_model
+
+from tests.models.test_grad_scaling import train
+from tests.models.test_robust_training import model_options, parameters
+
+
+def adamw_model(path, implementation, **train_options):
+    path.mkdir(exist_ok=True)
+    options = model_options(path, use_grad_clip=True, **train_options)
+    options['train']['optim_g'].update(implementation)
+    torch.manual_seed(0)
+    return build_model(options)
+
+
+@pytest.mark.parametrize('amp', [None, 'fp16'])
+@pytest.mark.parametrize('implementation', [{'fused': True}, {'foreach': True}])
+def test_fused_and_foreach_adamw_step_as_the_loop_does_and_resume(tmp_path, implementation, amp):
+    """One step agrees to float32 rounding (later steps drift apart as any rounding difference does under
+    fp16's coarse weights); the saved optimizer state loads into a fresh fused/foreach model and steps on."""
+    loop = adamw_model(tmp_path / 'loop', {'foreach': False}, amp=amp)
+    other = adamw_model(tmp_path / 'other', implementation, amp=amp)
+    assert all(other.optimizer_g.defaults[key] is value for key, value in implementation.items())
+    initial = parameters(loop)
+    train(loop, [1])
+    train(other, [1])
+    expected, found = parameters(loop), parameters(other)
+    assert any(not torch.equal(initial[name], expected[name]) for name in initial)
+    for name in expected:
+        torch.testing.assert_close(found[name], expected[name], rtol=0, atol=1e-6, msg=name)
+
+    other.save_training_state(epoch=0, current_iter=1)
+    state = torch.load(tmp_path / 'other' / 'training_states' / '1.state', weights_only=True)
+    resumed = adamw_model(tmp_path / 'resumed', implementation, amp=amp)
+    resumed.get_bare_model(resumed.net_g).load_state_dict(other.net_g.state_dict())
+    resumed.resume_training(state)
+    train(other, [2])
+    train(resumed, [2])
+    assert all(torch.equal(value, parameters(resumed)[name]) for name, value in parameters(other).items())
