@@ -33,7 +33,7 @@ import hint_plugin  # noqa: F401  (registers HINT into BasicSR's registries)
 from basicsr.archs import build_network
 from hint_plugin.archs.padding import PAD_MULTIPLE
 from hint_plugin.errors import ImageError, OptionsError
-from hint_plugin.utils.checkpoint import load_weights
+from hint_plugin.utils.checkpoint import load_weights, read_state_dict
 from hint_plugin.utils.image_io import (DEFAULT_JPEG_QUALITY, from_rgb_float, is_image_file, read_image, to_rgb_float,
                                         write_image)
 from hint_plugin.utils.options import network_options, read_options
@@ -81,7 +81,8 @@ def resolve_setup(opt=None, weights=None, config=None, param_key=None, tile=None
       ``path.strict_load_g``, tiling from ``val.tile`` (``size``, ``overlap``, ``merge``), padding from
       ``val.window_size``.
     * ``weights`` with ``config`` (any option file): network from the config's ``network_g``.
-    * ``weights`` alone: the default ``HINT()``.
+    * ``weights`` alone: the ``network_g`` a ``.safetensors`` file stores, else HINT with the configuration
+      detected from the weights (:func:`weights_network_options`).
 
     ``param_key`` overrides the key (without ``opt`` it defaults to ``params_ema``; the loader falls back to
     ``params`` and to a bare state_dict). ``tile`` 0 turns tiling off; ``tile``, ``overlap`` and ``merge``
@@ -106,7 +107,7 @@ def resolve_setup(opt=None, weights=None, config=None, param_key=None, tile=None
     elif config is not None:
         setup = Setup(network_options(read_options(config), config), weights, param_key or 'params_ema')
     else:
-        setup = Setup({'type': 'HINT'}, weights, param_key or 'params_ema')
+        setup = Setup(weights_network_options(weights, param_key or 'params_ema'), weights, param_key or 'params_ema')
     if tile is not None:
         setup.tile = tile or None
     if overlap is not None:
@@ -123,6 +124,23 @@ def resolve_setup(opt=None, weights=None, config=None, param_key=None, tile=None
             raise OptionsError(f'{name} must be a{" non-negative" if name == "overlap" else " positive"} '
                                  f'integer, got {value!r}')
     return setup
+
+
+def weights_network_options(weights, param_key='params_ema'):
+    """The ``network_g`` of a checkpoint given without options: stored in a ``.safetensors`` file's metadata, or
+    detected from HINT weights; an :class:`OptionsError` asking for ``--config`` when neither tells it."""
+    from hint_plugin.archs.detection import NotHINTStateDictError
+    from hint_plugin.utils.safetensors_io import hint_network_options, is_safetensors, read_network_config
+
+    if is_safetensors(weights):
+        stored = read_network_config(weights)
+        if stored is not None:
+            return stored
+    try:
+        return hint_network_options(read_state_dict(weights, param_key))
+    except NotHINTStateDictError as error:
+        raise OptionsError(f'{weights}: the network cannot be told from these weights ({error}); '
+                           'give --config NETWORK_YAML (an option file with its network_g)') from None
 
 
 def resolve_device(name='auto'):

@@ -144,10 +144,18 @@ def test_command_line_setup_errors_exit_2(tmp_path, capsys):
     weights = tmp_path / 'tiny.pth'
     torch.save({'params': HINT(**TINY_CONFIG).state_dict()}, weights)
     output = tmp_path / 'x.onnx'
-    # a tiny checkpoint for the default (full-size) HINT: refused before anything is exported
-    assert command.main(['--weights', str(weights), '--output', str(output)]) == command.EXIT_SETUP
+    # a tiny checkpoint for a wider HINT: refused before anything is exported
+    wide = tmp_path / 'wide.yml'
+    wide.write_text(yaml.safe_dump({'network_g': {'type': 'HINT', **TINY_CONFIG, 'dim': 16}}))
+    assert command.main(['--weights', str(weights), '--config', str(wide), '--output', str(output)]) == \
+        command.EXIT_SETUP
     error = capsys.readouterr().err
     assert error.startswith('error: ') and 'does not fit HINT' in error, error
+    # weights of another network without --config: it cannot be detected, so it is asked for
+    other = tmp_path / 'conv.pth'
+    torch.save({'params': torch.nn.Conv2d(3, 3, 3).state_dict()}, other)
+    assert command.main(['--weights', str(other), '--output', str(output)]) == command.EXIT_SETUP
+    assert 'give --config' in capsys.readouterr().err
     config = tmp_path / 'tiny.yml'
     config.write_text(yaml.safe_dump({'network_g': {'type': 'HINT', **TINY_CONFIG}}))
     assert command.main(['--weights', str(weights), '--config', str(config), '--output', str(output),

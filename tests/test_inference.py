@@ -19,7 +19,7 @@ import yaml
 
 from hint_plugin import inference
 from hint_plugin.archs.hint_arch import HINT
-from hint_plugin.errors import CheckpointError, ImageError
+from hint_plugin.errors import CheckpointError, ImageError, OptionsError
 from hint_plugin.utils import image_io
 from tools import inference as command
 
@@ -266,6 +266,8 @@ def test_checkpoint_layouts_and_setup_errors(assets, net, tmp_path, capsys):
         code = command.main(['-i', str(assets['images'] / 'odd.png'), '-o', str(tmp_path / 'o'), *args])
         return code, capsys.readouterr().err
 
+    wide = tmp_path / 'wide.yml'  # the default HINT: wider than the tiny checkpoint
+    wide.write_text('network_g: {type: HINT}\n')
     for args, says in ((['--config', str(assets['config'])], 'give --opt'),
                        (['--opt', str(assets['test_opt']), '--config', str(assets['config'])], 'not both'),
                        (['--weights', str(tmp_path / 'none.pth'), '--config', str(assets['config'])],
@@ -275,7 +277,8 @@ def test_checkpoint_layouts_and_setup_errors(assets, net, tmp_path, capsys):
                         'not a YAML option file'),
                        (['--weights', str(assets['checkpoint']), '--config', str(assets['test_opt'] / 'x')],
                         'cannot read option file'),
-                       (['--weights', str(assets['checkpoint'])], 'does not fit HINT'),  # default HINT() is wider
+                       (['--weights', str(assets['checkpoint']), '--config', str(wide)], 'does not fit HINT'),
+                       (['--weights', str(tmp_path / 'none.pth')], 'checkpoint not found'),
                        (['--opt', str(assets['test_opt']), '--device', 'tpu'], 'device')):
         code, err = run(*args)
         assert code == 2 and says in err and err.count('\n') == 1, (args, err)
@@ -288,8 +291,18 @@ def test_test_yaml_sets_network_checkpoint_and_tiling(assets):
     assert (setup.tile, setup.overlap, setup.window_size) == (64, 16, 8)
     setup = inference.resolve_setup(opt=assets['test_opt'], tile=0, overlap=8, param_key='params_ema')
     assert (setup.tile, setup.overlap, setup.param_key) == (None, 8, 'params_ema')
-    setup = inference.resolve_setup(weights='w.pth')
-    assert (setup.network_opt, setup.param_key, setup.tile) == ({'type': 'HINT'}, 'params_ema', None)
+    # weights alone: the network detected from the weights (the tiny HINT, not the default one)
+    setup = inference.resolve_setup(weights=str(assets['checkpoint']), param_key='params')
+    assert setup.param_key == 'params' and setup.tile is None
+    built = inference.load_network(setup.network_opt, setup.weights, setup.param_key)
+    assert built.dim == TINY['dim'] and setup.network_opt['num_blocks'][:3] == TINY['num_blocks'][:3]
+
+
+def test_weights_of_another_network_without_config_ask_for_one(tmp_path):
+    path = tmp_path / 'conv.pth'
+    torch.save({'params': torch.nn.Conv2d(3, 3, 3).state_dict()}, path)
+    with pytest.raises(OptionsError, match='cannot be told from these weights.*give --config'):
+        inference.resolve_setup(weights=str(path))
 
 
 # --------------------------------------------------------------------------------------------- tiling

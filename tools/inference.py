@@ -47,7 +47,8 @@ def add_network_arguments(parser, opt_keys='network_g, path.pretrain_network_g, 
     model.add_argument('--opt', '-opt', metavar='TEST_YAML', help=f'BasicSR test options: {opt_keys}')
     model.add_argument('--weights', metavar='CKPT', help='checkpoint (overrides path.pretrain_network_g of --opt)')
     model.add_argument('--config', metavar='NETWORK_YAML',
-                       help='any option file whose network_g describes the network (default: HINT())')
+                       help='any option file whose network_g describes the network (default: the network_g a '
+                            '.safetensors file stores, else detected from HINT weights)')
     model.add_argument('--param-key', metavar='KEY',
                        help='checkpoint key: default path.param_key_g of --opt, else params_ema (falling back to '
                             'params, then a bare state_dict)')

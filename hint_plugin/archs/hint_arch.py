@@ -25,6 +25,7 @@ from hint_plugin.archs.ops import RecomputesStretches
 from hint_plugin.archs.padding import PAD_MULTIPLE, pad_to_multiple
 from hint_plugin.archs.qkcu_arch import (DEFAULT_CACHE_MOMENTUM, DEFAULT_HEAD_RATIOS, CarriesCache, head_sizes,
                                          resolve_cache_options)
+from hint_plugin.errors import OptionsError
 from hint_plugin.utils.validation import check_bool, check_int, check_int_list
 
 
@@ -102,25 +103,25 @@ class HINT(CarriesCache, nn.Module):
         check_int('out_channels', out_channels, 1)
         check_int('dim', dim, 4)
         if dim % 4:
-            raise ValueError(f'dim must be a multiple of 4 (the attention levels run at 2, 4 and 8 times dim '
+            raise OptionsError(f'dim must be a multiple of 4 (the attention levels run at 2, 4 and 8 times dim '
                              f'channels, split in eighths), got {dim}')
         check_int_list('num_blocks', num_blocks, 4, 0)
         check_int('num_refinement_blocks', num_refinement_blocks, 0)
         if not isinstance(heads, (list, tuple)) or len(heads) != 4:
-            raise ValueError(f'heads must be a list of 4 integers (it is accepted and ignored), got {heads!r}')
+            raise OptionsError(f'heads must be a list of 4 integers (it is accepted and ignored), got {heads!r}')
         if isinstance(ffn_expansion_factor, bool) or not isinstance(ffn_expansion_factor, Real) \
                 or int(dim * ffn_expansion_factor) < 1:
-            raise ValueError(f'ffn_expansion_factor must be a positive number, got {ffn_expansion_factor!r}')
+            raise OptionsError(f'ffn_expansion_factor must be a positive number, got {ffn_expansion_factor!r}')
         for name, value in (('bias', bias), ('dual_pixel_task', dual_pixel_task),
                             ('use_checkpoint', use_checkpoint), ('channels_last', channels_last)):
             check_bool(name, value)
         if LayerNorm_type not in LAYER_NORM_TYPES:
-            raise ValueError(f'LayerNorm_type must be one of {LAYER_NORM_TYPES}, got {LayerNorm_type!r}')
+            raise OptionsError(f'LayerNorm_type must be one of {LAYER_NORM_TYPES}, got {LayerNorm_type!r}')
         cache_rounding, self.cache_init = resolve_cache_options(variant, cache_rounding, cache_init)
         for width in (2 * dim, 4 * dim, 8 * dim):
             head_sizes(width, head_ratios)
         if not dual_pixel_task and inp_channels != out_channels:
-            raise ValueError(f'out_channels ({out_channels}) must equal inp_channels ({inp_channels}): the input '
+            raise OptionsError(f'out_channels ({out_channels}) must equal inp_channels ({inp_channels}): the input '
                              'image is added to the output (unless dual_pixel_task)')
 
         self.inp_channels = inp_channels
@@ -181,7 +182,7 @@ class HINT(CarriesCache, nn.Module):
     def forward(self, x):
         """``(B, inp_channels, H, W) -> (B, out_channels, H, W)`` for any B, H, W."""
         if x.dim() != 4 or x.shape[1] != self.inp_channels:
-            raise ValueError(f'HINT expects a (B, {self.inp_channels}, H, W) tensor, got shape {tuple(x.shape)}')
+            raise OptionsError(f'HINT expects a (B, {self.inp_channels}, H, W) tensor, got shape {tuple(x.shape)}')
         height, width = x.shape[-2:]
         image = pad_to_multiple(x, PAD_MULTIPLE).contiguous(memory_format=self.memory_format)
 

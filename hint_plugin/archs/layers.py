@@ -8,6 +8,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from hint_plugin.archs.ops import RecomputesStretches
+from hint_plugin.errors import OptionsError
 
 LAYER_NORM_TYPES = ('WithBias', 'BiasFree')
 
@@ -54,7 +55,7 @@ class ChannelLayerNorm(nn.Module):
     def __init__(self, channels, layer_norm_type='WithBias'):
         super().__init__()
         if layer_norm_type not in LAYER_NORM_TYPES:
-            raise ValueError(f'LayerNorm_type must be one of {LAYER_NORM_TYPES}, got {layer_norm_type!r}')
+            raise OptionsError(f'LayerNorm_type must be one of {LAYER_NORM_TYPES}, got {layer_norm_type!r}')
         norm = _ChannelNormWithBias if layer_norm_type == 'WithBias' else _ChannelNormBiasFree
         self.body = norm(channels)
 

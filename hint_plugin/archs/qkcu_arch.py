@@ -20,6 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from hint_plugin.archs.ops import RecomputesStretches, channel_mix, permute_channels
+from hint_plugin.errors import OptionsError
 
 DEFAULT_HEAD_RATIOS = (1, 2, 2, 3)
 DEFAULT_CACHE_MOMENTUM = 0.9
@@ -61,9 +62,9 @@ VARIANTS = {
 
 
 def get_variant(name):
-    """The :class:`VariantRule` called ``name``; a clear ``ValueError`` for an unknown one."""
+    """The :class:`VariantRule` called ``name``; a clear ``OptionsError`` (a ValueError) for an unknown one."""
     if name not in VARIANTS:
-        raise ValueError(f'variant must be one of {sorted(VARIANTS)}, got {name!r}')
+        raise OptionsError(f'variant must be one of {sorted(VARIANTS)}, got {name!r}')
     return VARIANTS[name]
 
 
@@ -75,16 +76,16 @@ def resolve_cache_options(variant, cache_rounding=None, cache_init=None):
     """
     rule = get_variant(variant)
     if cache_rounding is not None and cache_rounding not in CACHE_ROUNDINGS:
-        raise ValueError(f'cache_rounding must be one of {CACHE_ROUNDINGS}, got {cache_rounding!r}')
+        raise OptionsError(f'cache_rounding must be one of {CACHE_ROUNDINGS}, got {cache_rounding!r}')
     if cache_rounding is not None and rule.true_division:
-        raise ValueError(f'cache_rounding only applies to the official variant; variant {variant!r} divides '
+        raise OptionsError(f'cache_rounding only applies to the official variant; variant {variant!r} divides '
                          'exactly (leave cache_rounding unset)')
     if cache_init is None:
         cache_init = rule.default_cache_init
     if cache_init not in CACHE_INITS:
-        raise ValueError(f'cache_init must be one of {CACHE_INITS}, got {cache_init!r}')
+        raise OptionsError(f'cache_init must be one of {CACHE_INITS}, got {cache_init!r}')
     if cache_init == 'carry' and not rule.allows_carry:
-        raise ValueError(f'cache_init: carry is not available for variant {variant!r}: a cache carried from the '
+        raise OptionsError(f'cache_init: carry is not available for variant {variant!r}: a cache carried from the '
                          'previous call would make an image\'s output depend on what was restored before it')
     return (None if rule.true_division else cache_rounding or 'trunc'), cache_init
 
@@ -94,7 +95,7 @@ def head_sizes(channels, ratios=DEFAULT_HEAD_RATIOS):
     total = sum(ratios)
     sizes = [r * channels // total for r in ratios]
     if any(r <= 0 for r in ratios) or sum(sizes) != channels or min(sizes) == 0:
-        raise ValueError(f'{channels} channels cannot be split into heads with ratios {tuple(ratios)}: '
+        raise OptionsError(f'{channels} channels cannot be split into heads with ratios {tuple(ratios)}: '
                          f'the channel count must be a positive multiple of {total}')
     return sizes
 
@@ -201,7 +202,7 @@ class QKCU(nn.Module):
     def _init_cache_modulators(self, dim, head_ratios, cache_momentum, variant, cache_rounding):
         """Create ``intra_modulator`` and ``inter_modulator1..n`` (the checkpoint's names) on ``self``."""
         if not 0.0 <= cache_momentum <= 1.0:
-            raise ValueError(f'cache_momentum must be in [0, 1], got {cache_momentum}')
+            raise OptionsError(f'cache_momentum must be in [0, 1], got {cache_momentum}')
         self.rule = get_variant(variant)
         self.cache_rounding, _ = resolve_cache_options(variant, cache_rounding, 'none')
         self.head_channels = head_sizes(dim, head_ratios)

@@ -74,9 +74,20 @@ def load_weights(net, path, param_key='params', strict=True):
     expected = net.state_dict()
     mismatch = describe_mismatch(expected, state)
     if mismatch and (strict or any(expected[k].shape != v.shape for k, v in state.items() if k in expected)):
-        raise CheckpointError(f'{path} does not fit {type(net).__name__}: {mismatch}')
+        raise CheckpointError(f'{path} does not fit {type(net).__name__}: {mismatch}. {what_the_weights_are(state)}')
     net.load_state_dict(state, strict=strict)
     return mismatch
+
+
+def what_the_weights_are(state):
+    """One sentence for a mismatch message: the HINT configuration detected from ``state``, or that it is none."""
+    from hint_plugin.archs.detection import NotHINTStateDictError, detect_hint_config
+    try:
+        config = detect_hint_config(state)
+    except NotHINTStateDictError:
+        return 'These weights are not HINT\'s: give the network_g they were trained with.'
+    shown = ', '.join(f'{key}: {list(value) if isinstance(value, tuple) else value}' for key, value in config.items())
+    return f'These weights are a HINT with {shown}: set network_g (or --config) to it.'
 
 
 def atomic_save(obj, path):

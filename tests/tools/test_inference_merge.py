@@ -23,7 +23,6 @@ def test_option_file_merge_and_override(tmp_path):
                                    'val': {'tile': {'size': 32, 'overlap': 16, 'merge': 'average'}}}))
     assert inference.resolve_setup(opt=str(opt)).merge == 'average'
     assert inference.resolve_setup(opt=str(opt), merge='cosine').merge == 'cosine'
-    assert inference.resolve_setup(weights='w.pth').merge == 'cosine'
     with pytest.raises(OptionsError, match="val.tile.merge must be 'cosine'.*'blend'"):
         inference.resolve_setup(opt=str(opt), merge='blend')
 
@@ -42,13 +41,15 @@ def test_average_merge_is_the_authors_grid_average():
 def test_command_line_tile_merge_reaches_the_restoration(tmp_path, monkeypatch):
     net = conv_net()
     monkeypatch.setattr(inference_tool, 'load_network', lambda *args, **kwargs: net)
+    config = tmp_path / 'net.yml'  # any network_g: the network itself is the stand-in above
+    config.write_text(yaml.safe_dump({'network_g': {'type': 'HINT'}}))
     image = (np.random.default_rng(1).random((40, 56, 3)) * 255).astype(np.uint8)
     cv2.imwrite(str(tmp_path / 'x.png'), image)
     outputs = {}
     for merge in ('average', 'cosine'):
         code = inference_tool.main(['-i', str(tmp_path / 'x.png'), '-o', str(tmp_path / merge), '--weights', 'w.pth',
-                               '--tile', '24', '--tile-overlap', '12', '--tile-merge', merge, '--device', 'cpu',
-                               '--no-progress'])
+                                    '--config', str(config), '--tile', '24', '--tile-overlap', '12',
+                                    '--tile-merge', merge, '--device', 'cpu', '--no-progress'])
         assert code == 0
         outputs[merge] = cv2.imread(str(tmp_path / merge / 'x.png'))
     expected = inference.restore_array(net, image, tile=24, overlap=12, merge='average')
