@@ -10,6 +10,8 @@ import importlib
 import itertools
 import sys
 
+from hint_plugin.errors import OptionsError
+
 
 def alias_functional_tensor():
     """BasicSR 1.4.2 imports ``torchvision.transforms.functional_tensor``, removed in torchvision 0.17.
@@ -52,7 +54,7 @@ def init_dist(launcher, backend=None, **kwargs):
             raise RuntimeError('the slurm launcher needs GPUs; use torchrun (--launcher pytorch) on CPU machines')
         return dist_util._init_dist_slurm(_distributed_backend(backend), **kwargs)
     if launcher != 'pytorch':
-        raise ValueError(f'Invalid launcher type: {launcher}')
+        raise OptionsError(f'Invalid launcher type: {launcher}')
     kwargs.pop('port', None)  # torchrun passes the rendezvous address through the environment
     if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', os.environ['RANK'])) % torch.cuda.device_count())
@@ -141,7 +143,7 @@ def last_epoch_for(total_iters, train_loader, opt, logger):
     """
     batches_per_epoch = len(train_loader)
     if batches_per_epoch == 0:
-        raise ValueError(f"datasets.train ({opt['datasets']['train'].get('name')}): an epoch holds "
+        raise OptionsError(f"datasets.train ({opt['datasets']['train'].get('name')}): an epoch holds "
                          f'{len(train_loader.sampler)} samples per process, fewer than one batch of '
                          f'{train_loader.batch_size} (batch_size_per_gpu x num_gpu); BasicSR drops partial batches, '
                          'so no iteration would run. Add images, raise dataset_enlarge_ratio or lower the batch.')

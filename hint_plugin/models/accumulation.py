@@ -23,6 +23,7 @@ count, epoch length and resume offset count loader batches instead, and mixup co
 micro-batch.
 """
 import contextlib
+from hint_plugin.errors import OptionsError
 
 
 def accum_iter_option(setting):
@@ -30,7 +31,7 @@ def accum_iter_option(setting):
     if setting is None:
         return 1
     if isinstance(setting, bool) or not isinstance(setting, int) or setting < 1:
-        raise ValueError(f'train.accum_iter must be an integer >= 1 (micro-batches per optimizer step), '
+        raise OptionsError(f'train.accum_iter must be an integer >= 1 (micro-batches per optimizer step), '
                          f'got {setting!r}')
     return setting
 

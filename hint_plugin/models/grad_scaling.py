@@ -8,6 +8,7 @@ start) and are counted apart from the non-finite *losses* of ``train.skip_nonfin
 or cures.
 """
 import torch
+from hint_plugin.errors import OptionsError
 
 SCALER_KEYS = ('init_scale', 'growth_factor', 'backoff_factor', 'growth_interval')
 
@@ -18,9 +19,9 @@ def grad_scaler_options(setting, amp):
     if setting is None:
         return {}
     if amp != 'fp16':
-        raise ValueError(f'train.grad_scaler is only used with train.amp: fp16 (train.amp is {amp!r})')
+        raise OptionsError(f'train.grad_scaler is only used with train.amp: fp16 (train.amp is {amp!r})')
     if not isinstance(setting, dict) or set(setting) - set(SCALER_KEYS):
-        raise ValueError(f'train.grad_scaler must be a dict with keys among {list(SCALER_KEYS)}, got {setting!r}')
+        raise OptionsError(f'train.grad_scaler must be a dict with keys among {list(SCALER_KEYS)}, got {setting!r}')
     return dict(setting)
 
 

@@ -25,7 +25,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from torch.nn.parallel import DataParallel, DistributedDataParallel
 
 from hint_plugin.archs.padding import PAD_MULTIPLE
-from hint_plugin.errors import NonFiniteError  # noqa: F401  (raised here; importable from here too)
+from hint_plugin.errors import NonFiniteError, OptionsError  # noqa: F401  (raised here; importable from here too)
 from hint_plugin.models.accumulation import (accum_iter_option, batch_coupling_note, gradient_sync,
                                               micro_batch_slices)
 from hint_plugin.models.grad_scaling import build_grad_scaler, grad_scaler_options, scaled_step
@@ -59,7 +59,7 @@ def amp_dtype(setting):
     if setting is None or setting is False:
         return None
     if setting not in AMP_DTYPES:
-        raise ValueError(f'train.amp must be one of {sorted(AMP_DTYPES)} or false, got {setting!r}')
+        raise OptionsError(f'train.amp must be one of {sorted(AMP_DTYPES)} or false, got {setting!r}')
     return AMP_DTYPES[setting]
 
 
@@ -72,7 +72,7 @@ def compile_options(setting):
         return {}
     if isinstance(setting, dict):
         return dict(setting)
-    raise ValueError(f'train.compile must be true, false or a dict of torch.compile keywords, got {setting!r}')
+    raise OptionsError(f'train.compile must be true, false or a dict of torch.compile keywords, got {setting!r}')
 
 
 def mixup(lq, gt, beta, rng=random):
@@ -165,7 +165,7 @@ class HINTModel(SRModel):
                                    if train_opt.get('use_grad_clip') else None)
         self.skip_nonfinite = train_opt.get('skip_nonfinite', False)
         if not isinstance(self.skip_nonfinite, bool):
-            raise ValueError(f'train.skip_nonfinite must be true or false, got {self.skip_nonfinite!r}')
+            raise OptionsError(f'train.skip_nonfinite must be true or false, got {self.skip_nonfinite!r}')
         self.skipped_steps = 0
         self.amp_dtype = amp_dtype(train_opt.get('amp'))
         scaler_kwargs = grad_scaler_options(train_opt.get('grad_scaler'), train_opt.get('amp'))
@@ -197,11 +197,11 @@ class HINTModel(SRModel):
         if all(value is None for value in given):
             return
         if any(value is None for value in given) or len({len(value) for value in given}) != 1:
-            raise ValueError(f'datasets.train: {", ".join(keys)} must be given together as lists of one length, '
+            raise OptionsError(f'datasets.train: {", ".join(keys)} must be given together as lists of one length, '
                              f'got {dict(zip(keys, given))}')
         gt_size = dataset_opt.get('gt_size')
         if gt_size is not None and max(given[2]) > gt_size:
-            raise ValueError(f'datasets.train.gt_sizes: {given[2]} has a size above gt_size ({gt_size}), the '
+            raise OptionsError(f'datasets.train.gt_sizes: {given[2]} has a size above gt_size ({gt_size}), the '
                              'patch the loader delivers')
         self.progressive = dict(zip(keys, given))
 
@@ -209,7 +209,7 @@ class HINTModel(SRModel):
         """Any ``torch.optim`` optimizer by class name (``Adam``, ``AdamW`` ...), with its keywords."""
         optimizer_class = getattr(torch.optim, optim_type, None)
         if not (isinstance(optimizer_class, type) and issubclass(optimizer_class, torch.optim.Optimizer)):
-            raise ValueError(f'train.optim_g.type: {optim_type!r} is not a torch.optim optimizer '
+            raise OptionsError(f'train.optim_g.type: {optim_type!r} is not a torch.optim optimizer '
                              '(e.g. Adam, AdamW, SGD)')
         return optimizer_class(params, lr, **kwargs)
 
@@ -458,7 +458,7 @@ class HINTModel(SRModel):
         net.eval()
         merge = tile.get('merge', 'cosine')
         if merge not in ('cosine', 'average'):
-            raise ValueError(f"val.tile.merge must be 'cosine' (raised-cosine ramps, the default) or 'average' (the "
+            raise OptionsError(f"val.tile.merge must be 'cosine' (raised-cosine ramps, the default) or 'average' (the "
                              f"authors' plain mean over their tile grid), got {merge!r}")
         with torch.no_grad():
             if merge == 'average' and tile.get('size'):
