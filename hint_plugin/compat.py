@@ -144,9 +144,9 @@ def last_epoch_for(total_iters, train_loader, opt, logger):
     batches_per_epoch = len(train_loader)
     if batches_per_epoch == 0:
         raise OptionsError(f"datasets.train ({opt['datasets']['train'].get('name')}): an epoch holds "
-                         f'{len(train_loader.sampler)} samples per process, fewer than one batch of '
-                         f'{train_loader.batch_size} (batch_size_per_gpu x num_gpu); BasicSR drops partial batches, '
-                         'so no iteration would run. Add images, raise dataset_enlarge_ratio or lower the batch.')
+                            f'{len(train_loader.sampler)} samples per process, fewer than one batch of '
+                            f'{train_loader.batch_size} (batch_size_per_gpu x num_gpu); BasicSR drops partial batches, '
+                            'so no iteration would run. Add images, raise dataset_enlarge_ratio or lower the batch.')
     last = -(-total_iters // batches_per_epoch) - 1
     logger.info(f'{batches_per_epoch} full batches per epoch: epochs 0 to {last} reach total_iter {total_iters}.')
     return last

@@ -81,8 +81,8 @@ class HINT(CarriesCache, nn.Module):
         cache_init (str): what the first attention block of a call starts from: ``'carry'`` (the previous
             call's final cache, batch-averaged and detached, exactly as the authors' code), ``'zeros'``
             (stateless; equals ``carry`` whenever the carried cache is all zeros) or ``'none'`` (no cache: that
-            block's inter-layer modulators are skipped). Default: ``'zeros'`` for official, ``'none'`` for
-            refined (which refuses ``carry``: it would couple images across calls).
+            block's inter-layer modulators are skipped). Default ``'zeros'`` (measured: docs/variants.md);
+            refined refuses ``carry``, which would couple images across calls.
         use_checkpoint (bool): activation checkpointing of every block while training (less memory, more time).
         channels_last (bool): run the features in channels-last memory (faster convolutions and a copy-free
             LayerNorm and attention on CPU); the output is the same function either way.
@@ -104,7 +104,7 @@ class HINT(CarriesCache, nn.Module):
         check_int('dim', dim, 4)
         if dim % 4:
             raise OptionsError(f'dim must be a multiple of 4 (the attention levels run at 2, 4 and 8 times dim '
-                             f'channels, split in eighths), got {dim}')
+                                f'channels, split in eighths), got {dim}')
         check_int_list('num_blocks', num_blocks, 4, 0)
         check_int('num_refinement_blocks', num_refinement_blocks, 0)
         if not isinstance(heads, (list, tuple)) or len(heads) != 4:
@@ -122,7 +122,7 @@ class HINT(CarriesCache, nn.Module):
             head_sizes(width, head_ratios)
         if not dual_pixel_task and inp_channels != out_channels:
             raise OptionsError(f'out_channels ({out_channels}) must equal inp_channels ({inp_channels}): the input '
-                             'image is added to the output (unless dual_pixel_task)')
+                                'image is added to the output (unless dual_pixel_task)')
 
         self.inp_channels = inp_channels
         self.dim = dim

@@ -29,6 +29,7 @@ CACHE_ROUNDINGS = ('trunc', 'floor')
 # code keeps it on the module; the first call and a reset start from none), 'zeros' an all-zero cache
 # (stateless), 'none' no cache (its inter-layer modulators are skipped).
 CACHE_INITS = ('carry', 'zeros', 'none')
+DEFAULT_CACHE_INIT = 'zeros'  # stateless, and every parameter trains; measured against the others in docs/variants.md
 
 
 @dataclass(frozen=True)
@@ -42,22 +43,16 @@ class VariantRule:
             ``floor_divide(resize(A_i) * C_i, C)`` as the released checkpoints do (mostly zeros and -1s).
         damp_first_update: the first attention block passes on ``momentum * U`` instead of ``U``.
         restore_order: the channel permutation is undone before the intra-layer gate and the projection.
-        default_cache_init: the ``cache_init`` used when none is given (see :data:`CACHE_INITS`).
-        allows_carry: whether the previous call's cache may seed the next (not where images must be independent).
     """
     per_image: bool
     true_division: bool
     damp_first_update: bool
     restore_order: bool
-    default_cache_init: str
-    allows_carry: bool
 
 
 VARIANTS = {
-    'official': VariantRule(per_image=False, true_division=False, damp_first_update=True, restore_order=False,
-                            default_cache_init='zeros', allows_carry=True),
-    'refined': VariantRule(per_image=True, true_division=True, damp_first_update=False, restore_order=True,
-                           default_cache_init='none', allows_carry=False),
+    'official': VariantRule(per_image=False, true_division=False, damp_first_update=True, restore_order=False),
+    'refined': VariantRule(per_image=True, true_division=True, damp_first_update=False, restore_order=True),
 }
 
 
@@ -79,14 +74,14 @@ def resolve_cache_options(variant, cache_rounding=None, cache_init=None):
         raise OptionsError(f'cache_rounding must be one of {CACHE_ROUNDINGS}, got {cache_rounding!r}')
     if cache_rounding is not None and rule.true_division:
         raise OptionsError(f'cache_rounding only applies to the official variant; variant {variant!r} divides '
-                         'exactly (leave cache_rounding unset)')
+                            'exactly (leave cache_rounding unset)')
     if cache_init is None:
-        cache_init = rule.default_cache_init
+        cache_init = DEFAULT_CACHE_INIT
     if cache_init not in CACHE_INITS:
         raise OptionsError(f'cache_init must be one of {CACHE_INITS}, got {cache_init!r}')
-    if cache_init == 'carry' and not rule.allows_carry:
+    if cache_init == 'carry' and rule.per_image:  # its images are independent of each other; carry would couple them
         raise OptionsError(f'cache_init: carry is not available for variant {variant!r}: a cache carried from the '
-                         'previous call would make an image\'s output depend on what was restored before it')
+                            'previous call would make an image\'s output depend on what was restored before it')
     return (None if rule.true_division else cache_rounding or 'trunc'), cache_init
 
 
@@ -96,7 +91,7 @@ def head_sizes(channels, ratios=DEFAULT_HEAD_RATIOS):
     sizes = [r * channels // total for r in ratios]
     if any(r <= 0 for r in ratios) or sum(sizes) != channels or min(sizes) == 0:
         raise OptionsError(f'{channels} channels cannot be split into heads with ratios {tuple(ratios)}: '
-                         f'the channel count must be a positive multiple of {total}')
+                            f'the channel count must be a positive multiple of {total}')
     return sizes
 
 

@@ -32,7 +32,7 @@ def accum_iter_option(setting):
         return 1
     if isinstance(setting, bool) or not isinstance(setting, int) or setting < 1:
         raise OptionsError(f'train.accum_iter must be an integer >= 1 (micro-batches per optimizer step), '
-                         f'got {setting!r}')
+                            f'got {setting!r}')
     return setting
 
 

@@ -198,11 +198,11 @@ class HINTModel(SRModel):
             return
         if any(value is None for value in given) or len({len(value) for value in given}) != 1:
             raise OptionsError(f'datasets.train: {", ".join(keys)} must be given together as lists of one length, '
-                             f'got {dict(zip(keys, given))}')
+                                f'got {dict(zip(keys, given))}')
         gt_size = dataset_opt.get('gt_size')
         if gt_size is not None and max(given[2]) > gt_size:
             raise OptionsError(f'datasets.train.gt_sizes: {given[2]} has a size above gt_size ({gt_size}), the '
-                             'patch the loader delivers')
+                                'patch the loader delivers')
         self.progressive = dict(zip(keys, given))
 
     def get_optimizer(self, optim_type, params, lr, **kwargs):
@@ -210,7 +210,7 @@ class HINTModel(SRModel):
         optimizer_class = getattr(torch.optim, optim_type, None)
         if not (isinstance(optimizer_class, type) and issubclass(optimizer_class, torch.optim.Optimizer)):
             raise OptionsError(f'train.optim_g.type: {optim_type!r} is not a torch.optim optimizer '
-                             '(e.g. Adam, AdamW, SGD)')
+                                '(e.g. Adam, AdamW, SGD)')
         return optimizer_class(params, lr, **kwargs)
 
     def setup_schedulers(self):
@@ -459,7 +459,7 @@ class HINTModel(SRModel):
         merge = tile.get('merge', 'cosine')
         if merge not in ('cosine', 'average'):
             raise OptionsError(f"val.tile.merge must be 'cosine' (raised-cosine ramps, the default) or 'average' (the "
-                             f"authors' plain mean over their tile grid), got {merge!r}")
+                                f"authors' plain mean over their tile grid), got {merge!r}")
         with torch.no_grad():
             if merge == 'average' and tile.get('size'):
                 self.output = restore_average(net, self.lq, tile['size'], tile.get('overlap', 32),

@@ -142,3 +142,14 @@ def test_standalone_hmha_carries_its_own_cache():
         hmha.reset_cache()
         again, _ = hmha(x)
     assert torch.equal(first, again) and not torch.equal(first, second)
+
+
+def test_refined_starts_from_zeros_by_default_and_stays_batch_independent(tiny_config):
+    torch.manual_seed(0)
+    net = HINT(**tiny_config, variant='refined').eval()
+    assert net.cache_init == 'zeros' and not net.has_unused_parameters
+    images = torch.rand(3, 3, 16, 16)
+    with torch.no_grad():
+        together = net(images)
+        alone = torch.cat([net(image[None]) for image in images])
+    torch.testing.assert_close(together, alone, rtol=1e-5, atol=1e-6)

@@ -93,7 +93,8 @@ def final_weights(root, name):
 def test_torchrun_restarts_a_killed_worker_and_ends_as_an_uninterrupted_run(tmp_path):
     """Two workers, 12 iterations, a state every 2; rank 1 is killed once 2.state exists. The agent restarts
     both, the group re-forms on the same agent store and resumes from the newest state."""
-    data = {'train': make_paired_lmdbs(tmp_path, 'train', 6, 32, 0), 'val': make_paired_lmdbs(tmp_path, 'val', 2, 24, 1)}
+    data = {'train': make_paired_lmdbs(tmp_path, 'train', 6, 32, 0),
+            'val': make_paired_lmdbs(tmp_path, 'val', 2, 24, 1)}
     total = 12
 
     def options(name):
@@ -147,7 +148,8 @@ def node_command(opt_path, port, node_rank):
 def test_two_nodes_with_a_c10d_rendezvous_train_as_one_two_process_run(tmp_path):
     """Two torchrun commands (``--nnodes 2``, one worker each) form one group of two: their weights are those
     of one torchrun with two workers, bit for bit."""
-    data = {'train': make_paired_lmdbs(tmp_path, 'train', 6, 32, 0), 'val': make_paired_lmdbs(tmp_path, 'val', 2, 24, 1)}
+    data = {'train': make_paired_lmdbs(tmp_path, 'train', 6, 32, 0),
+            'val': make_paired_lmdbs(tmp_path, 'val', 2, 24, 1)}
 
     def options(name):
         opt = train_options(name, data, total_iter=6, save_every=3)
