@@ -96,10 +96,16 @@ def atomic_save(obj, path):
     A kill during the save leaves the previous ``path`` intact (and at most a ``.tmp`` file, a name BasicSR's
     ``*.state`` / ``*.pth`` look-ups never match); an exception during the save also removes the ``.tmp`` file.
     """
+    atomic_write(path, lambda file: torch.save(obj, file))
+
+
+def atomic_write(path, write):
+    """``write(file)`` into ``<path>.tmp``, flushed to disk, then renamed over ``path``; the ``.tmp`` file is
+    removed when ``write`` fails, so ``path`` is always either the old file or the complete new one."""
     temporary = f'{path}.tmp'
     try:
         with open(temporary, 'wb') as file:
-            torch.save(obj, file)
+            write(file)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)

@@ -6,13 +6,12 @@ says which network it fits without an option file. :func:`hint_plugin.utils.chec
 (and so ``load_network``, ``HINTModel.load_network`` and the inference command) reads these files by their
 extension; spandrel reads them too.
 """
-import contextlib
 import json
 import os
 
 import torch
 
-from hint_plugin.utils.checkpoint import CheckpointError, describe_mismatch, read_state_dict
+from hint_plugin.utils.checkpoint import CheckpointError, atomic_write, describe_mismatch, read_state_dict
 
 SUFFIX = '.safetensors'
 NETWORK_KEY = 'hint_plugin.network_g'
@@ -76,17 +75,7 @@ def save_safetensors(state_dict, path, network_opt=None):
         metadata[NETWORK_KEY] = json.dumps(network_opt, sort_keys=True)
     tensors = {name: value.detach().to('cpu').contiguous() for name, value in state_dict.items()}
     payload = save(tensors, metadata=metadata)
-    temporary = f'{path}.tmp'
-    try:
-        with open(temporary, 'wb') as file:
-            file.write(payload)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(temporary)
-        raise
+    atomic_write(path, lambda file: file.write(payload))
 
 
 def hint_network_options(state_dict):
