@@ -1,5 +1,6 @@
 """Reading BasicSR option files and the network they describe, and checking ``network_g`` before a build;
 errors name the file (where there is one), the key and the value."""
+import difflib
 import inspect
 import re
 from collections.abc import Mapping
@@ -67,8 +68,9 @@ def check_network_options(network, key='network_g'):
     if not any(parameter.kind == parameter.VAR_KEYWORD for parameter in parameters.values()):
         for option, value in options.items():
             if option not in named:
-                raise OptionsError(f'{key}.{option} = {value!r}: {type_name} has no such option '
-                                   f'(expected one of: {", ".join(named)})')
+                close = difflib.get_close_matches(option, named, n=1, cutoff=0.6)
+                hint = f'did you mean `{close[0]}`?' if close else f'expected one of: {", ".join(named)}'
+                raise OptionsError(f'{key}.{option} = {value!r}: {type_name} has no such option ({hint})')
     missing = [name for name in named if parameters[name].default is parameters[name].empty and name not in options]
     if missing:
         raise OptionsError(f'{key}: {type_name} needs {", ".join(missing)} (no default)')

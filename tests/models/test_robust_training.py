@@ -257,6 +257,8 @@ def test_killed_and_resumed_run_matches_the_uninterrupted_run(tmp_path):
 # ------------------------------------------------------------------------------------------ network options
 @pytest.mark.parametrize('change, message', [
     ({'foo': 3}, r'network_g\.foo = 3: HINT has no such option \(expected one of: inp_channels, out_channels, dim'),
+    ({'num_refinment_blocks': 1},
+     r'network_g\.num_refinment_blocks = 1: HINT has no such option \(did you mean `num_refinement_blocks`\?\)'),
     ({'dim': '48'}, r"network_g\.dim must be an integer >= 4, got '48'"),
     ({'bias': 'no'}, r"network_g\.bias must be true or false, got 'no'"),
     ({'dim': 18}, r'network_g\.dim must be a multiple of 4 .*, got 18'),
