@@ -24,7 +24,7 @@ from hint_plugin.archs.layers import (LAYER_NORM_TYPES, ChannelLayerNorm, Downsa
 from hint_plugin.archs.ops import RecomputesStretches
 from hint_plugin.archs.padding import PAD_MULTIPLE, pad_to_multiple
 from hint_plugin.archs.qkcu_arch import (DEFAULT_CACHE_MOMENTUM, DEFAULT_HEAD_RATIOS, CarriesCache, head_sizes,
-                                         resolve_cache_options)
+                                         resolve_cache_init, resolve_cache_rounding)
 from hint_plugin.errors import OptionsError
 from hint_plugin.utils.validation import check_bool, check_int, check_int_list
 
@@ -117,7 +117,8 @@ class HINT(CarriesCache, nn.Module):
             check_bool(name, value)
         if LayerNorm_type not in LAYER_NORM_TYPES:
             raise OptionsError(f'LayerNorm_type must be one of {LAYER_NORM_TYPES}, got {LayerNorm_type!r}')
-        cache_rounding, self.cache_init = resolve_cache_options(variant, cache_rounding, cache_init)
+        cache_rounding = resolve_cache_rounding(variant, cache_rounding)
+        self.cache_init = resolve_cache_init(variant, cache_init)
         for width in (2 * dim, 4 * dim, 8 * dim):
             head_sizes(width, head_ratios)
         if not dual_pixel_task and inp_channels != out_channels:
@@ -182,7 +183,7 @@ class HINT(CarriesCache, nn.Module):
     def forward(self, x):
         """``(B, inp_channels, H, W) -> (B, out_channels, H, W)`` for any B, H, W."""
         if x.dim() != 4 or x.shape[1] != self.inp_channels:
-            raise OptionsError(f'HINT expects a (B, {self.inp_channels}, H, W) tensor, got shape {tuple(x.shape)}')
+            raise ValueError(f'HINT expects a (B, {self.inp_channels}, H, W) tensor, got shape {tuple(x.shape)}')
         height, width = x.shape[-2:]
         image = pad_to_multiple(x, PAD_MULTIPLE).contiguous(memory_format=self.memory_format)
 

@@ -9,7 +9,7 @@ from torch import nn
 
 from hint_plugin.archs.ops import in_float32, normalize_tokens, permute_channels
 from hint_plugin.archs.qkcu_arch import (DEFAULT_CACHE_MOMENTUM, DEFAULT_HEAD_RATIOS, QKCU, CarriesCache,
-                                         batch_statistic, resolve_cache_options)
+                                         batch_statistic, resolve_cache_init)
 
 
 @in_float32
@@ -69,7 +69,7 @@ class HMHA(CarriesCache, QKCU):
         self.qkv_dwconv = nn.Conv2d(dim * 3, dim * 3, kernel_size=3, padding=1, groups=dim * 3, bias=bias)
         self.project_out = nn.Conv2d(dim, dim, kernel_size=1, bias=bias)
         self._init_cache_modulators(dim, head_ratios, cache_momentum, variant, cache_rounding)
-        _, self.cache_init = resolve_cache_options(variant, cache_rounding, cache_init)
+        self.cache_init = resolve_cache_init(variant, cache_init)
 
     def _sorted_tokens(self, qkv):
         """``(B, 3C, H, W)`` -> normalised q, k and v tokens ``(B, N, C)`` in channel order, and the order."""

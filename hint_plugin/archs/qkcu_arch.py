@@ -63,26 +63,30 @@ def get_variant(name):
     return VARIANTS[name]
 
 
-def resolve_cache_options(variant, cache_rounding=None, cache_init=None):
-    """The ``(cache_rounding, cache_init)`` a variant runs with: the given values, checked, or its defaults.
-
-    ``cache_rounding`` applies to the official rule only (``refined`` divides exactly), so giving it for
-    ``refined`` is an error rather than an ignored option; ``carry`` is refused where images must stay independent.
-    """
+def resolve_cache_rounding(variant, cache_rounding=None):
+    """The official cache update's rounding (default ``'trunc'``), or None for ``refined``, which divides exactly
+    (there giving one is an error rather than an ignored option)."""
     rule = get_variant(variant)
     if cache_rounding is not None and cache_rounding not in CACHE_ROUNDINGS:
         raise OptionsError(f'cache_rounding must be one of {CACHE_ROUNDINGS}, got {cache_rounding!r}')
-    if cache_rounding is not None and rule.true_division:
-        raise OptionsError(f'cache_rounding only applies to the official variant; variant {variant!r} divides '
-                            'exactly (leave cache_rounding unset)')
-    if cache_init is None:
-        cache_init = DEFAULT_CACHE_INIT
+    if rule.true_division:
+        if cache_rounding is not None:
+            raise OptionsError(f'cache_rounding only applies to the official variant; variant {variant!r} divides '
+                               'exactly (leave cache_rounding unset)')
+        return None
+    return cache_rounding or 'trunc'
+
+
+def resolve_cache_init(variant, cache_init=None):
+    """What a call's first attention block starts from (default :data:`DEFAULT_CACHE_INIT`); ``carry`` is refused
+    where statistics are per image, whose images must stay independent of each other."""
+    cache_init = DEFAULT_CACHE_INIT if cache_init is None else cache_init
     if cache_init not in CACHE_INITS:
         raise OptionsError(f'cache_init must be one of {CACHE_INITS}, got {cache_init!r}')
-    if cache_init == 'carry' and rule.per_image:  # its images are independent of each other; carry would couple them
+    if cache_init == 'carry' and get_variant(variant).per_image:
         raise OptionsError(f'cache_init: carry is not available for variant {variant!r}: a cache carried from the '
-                            'previous call would make an image\'s output depend on what was restored before it')
-    return (None if rule.true_division else cache_rounding or 'trunc'), cache_init
+                           'previous call would make an image\'s output depend on what was restored before it')
+    return cache_init
 
 
 def head_sizes(channels, ratios=DEFAULT_HEAD_RATIOS):
@@ -199,7 +203,7 @@ class QKCU(nn.Module):
         if not 0.0 <= cache_momentum <= 1.0:
             raise OptionsError(f'cache_momentum must be in [0, 1], got {cache_momentum}')
         self.rule = get_variant(variant)
-        self.cache_rounding, _ = resolve_cache_options(variant, cache_rounding, 'none')
+        self.cache_rounding = resolve_cache_rounding(variant, cache_rounding)
         self.head_channels = head_sizes(dim, head_ratios)
         self.cache_momentum = cache_momentum
         self.intra_modulator = IntraCacheModulation(dim)
