@@ -11,7 +11,9 @@ from hint_plugin import archs, compat
 try:
     compat.alias_functional_tensor()
     import basicsr  # noqa: F401
-except ImportError:  # the architectures alone, e.g. in another training toolbox
+except ImportError as error:  # the architectures alone, e.g. in another training toolbox
+    if not isinstance(error, ModuleNotFoundError) or (error.name or '').split('.')[0] not in ('basicsr', 'torchvision'):
+        raise  # BasicSR is there but broken: say so now, not later as an unregistered HINT
     basicsr = None
 
 if basicsr is not None:

@@ -37,12 +37,11 @@ from hint_plugin.utils.checkpoint import load_weights, read_state_dict
 from hint_plugin.utils.image_io import (DEFAULT_JPEG_QUALITY, from_rgb_float, is_image_file, read_image, to_rgb_float,
                                         write_image)
 from hint_plugin.utils.options import network_options, read_options
-from hint_plugin.utils.tiling import restore, restore_average
+from hint_plugin.utils.tiling import TILE_MERGES, restore, restore_average
 
 DEFAULT_OVERLAP = 32
 DEFAULT_MIN_TILE = 64
 DEFAULT_WINDOW_SIZE = PAD_MULTIPLE
-TILE_MERGES = ('cosine', 'average')
 
 logger = logging.getLogger(__name__)
 

@@ -7,8 +7,6 @@ all tokens neither overflow (float16) nor lose their precision (bfloat16).
 
     net = with_precision(load_network(...), 'bf16', 'cpu')  # same inputs and outputs, float32 in and out
 """
-import contextlib
-
 import torch
 from torch import nn
 
@@ -57,16 +55,8 @@ def check_precision(precision, device='cpu'):
     return dtype
 
 
-def autocast(precision, device='cpu'):
-    """A context that runs the network in ``precision`` on ``device`` (nothing for ``fp32``)."""
-    dtype, device = check_precision(precision, device), torch.device(device)
-    if dtype == torch.float32:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=dtype)
-
-
 class WithPrecision(nn.Module):
-    """``net`` run under :func:`autocast`; the output is cast back to the input's dtype (same form out as in).
+    """``net`` run under ``torch.autocast`` in ``precision`` (off for ``fp32``); the output is cast back to the input's dtype (same form out as in).
 
     ``(B, C, H, W) -> net's output shape``. Attributes of ``net`` such as ``inp_channels`` stay reachable as
     ``wrapper.net.inp_channels``.
@@ -85,6 +75,5 @@ class WithPrecision(nn.Module):
 
 def with_precision(net, precision='fp32', device='cpu'):
     """``net`` itself for ``fp32``, else a :class:`WithPrecision` around it (checked against ``device``)."""
-    if check_precision(precision, device) == torch.float32:
-        return net
-    return WithPrecision(net, precision, device)
+    wrapped = WithPrecision(net, precision, device)  # checks the precision against the device once
+    return net if wrapped.dtype == torch.float32 else wrapped

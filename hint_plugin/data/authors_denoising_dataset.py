@@ -29,11 +29,12 @@ from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data as data
 
 from hint_plugin.data.authors_transforms import center_crop, random_geometric_augment, reflect_pad_to
-from hint_plugin.errors import OptionsError
+from hint_plugin.data.decoding import decode_training_image
+from hint_plugin.errors import DataError, OptionsError
+from hint_plugin.utils.image_io import SCANDIR_SUFFIXES
 
 SIGMA_TYPES = ('constant', 'random', 'choice')
 PROMPTIR_SIGMAS = (15, 25, 50)
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.PNG', '.JPG', '.JPEG', '.BMP')
 
 
 def draw_sigma(sigma_type, sigma_range, align_with_promptir=True, rng=random):
@@ -112,7 +113,7 @@ class Dataset_GaussianDenoising(data.Dataset):  # noqa: N801  (the authors' name
                 self.paths = [osp.join(self.gt_folder, line.split(' ')[0].strip()) for line in file if line.strip()]
         else:  # sorted, unlike the authors' directory order, so that runs agree across file systems
             self.paths = [osp.join(self.gt_folder, name)
-                          for name in sorted(scandir(self.gt_folder, suffix=IMAGE_EXTENSIONS, recursive=True))]
+                          for name in sorted(scandir(self.gt_folder, suffix=SCANDIR_SUFFIXES, recursive=True))]
         if not self.paths:
             raise OptionsError(f"{self.where}.dataroot_gt '{self.gt_folder}' holds no images")
 
@@ -150,11 +151,11 @@ class Dataset_GaussianDenoising(data.Dataset):  # noqa: N801  (the authors' name
         """The image at ``path`` as float32 ``(H, W, in_ch)`` in [0, 1], RGB when ``in_ch`` is 3."""
         content = self.file_client.get(path, 'gt')
         try:
-            if self.in_ch == 3:
-                return cv2.cvtColor(imfrombytes(content, float32=True), cv2.COLOR_BGR2RGB)
-            return imfrombytes(content, flag='grayscale', float32=True)[..., None]
+            if self.in_ch == 3:  # at the file's own bit depth, as the plugin's other datasets
+                return cv2.cvtColor(decode_training_image(content), cv2.COLOR_BGR2RGB)
+            return imfrombytes(content, flag='grayscale', float32=True)[..., None]  # the authors' grey decoding
         except (AttributeError, cv2.error):  # cv2.imdecode returns None (or raises) on bytes it cannot decode
-            raise OptionsError(f"{self.where}: cannot decode the image '{path}'") from None
+            raise DataError(f"{self.where}: cannot decode the image '{path}'") from None
 
     def __getitem__(self, index):
         if self.file_client is None:

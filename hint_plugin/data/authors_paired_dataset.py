@@ -22,8 +22,8 @@ from torchvision.transforms.functional import normalize
 from hint_plugin.data.authors_transforms import center_crop, random_geometric_augment, reflect_pad_to
 from hint_plugin.data.checked_paired_image_dataset import CheckedPairedImageDataset
 from hint_plugin.errors import DataError
+from hint_plugin.utils.image_io import SCANDIR_SUFFIXES
 
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.PNG', '.JPG', '.JPEG', '.BMP')
 
 
 def check_bool_option(opt, key, default=False):
@@ -124,9 +124,9 @@ def dehaze_pairs(lq_folder, gt_folder, meta_info_file=None):
         except OSError as error:
             raise DataError(f"cannot read meta_info_file '{meta_info_file}': {error.strerror}") from None
     else:
-        hazy = sorted(name for name in scandir(lq_folder, suffix=IMAGE_EXTENSIONS, recursive=True))
+        hazy = sorted(name for name in scandir(lq_folder, suffix=SCANDIR_SUFFIXES, recursive=True))
     clear = {}
-    for name in scandir(gt_folder, suffix=IMAGE_EXTENSIONS, recursive=False):
+    for name in scandir(gt_folder, suffix=SCANDIR_SUFFIXES, recursive=False):
         clear.setdefault(osp.splitext(name)[0], []).append(name)
     pairs = []
     for name in hazy:

@@ -34,7 +34,7 @@ from hint_plugin.utils.checkpoint import (atomic_save, first_nonfinite, global_r
                                           random_state, restore_global_rng_states, set_random_state)
 from hint_plugin.utils.options import check_network_options
 from hint_plugin.utils.resume import state_identity
-from hint_plugin.utils.tiling import restore, restore_average
+from hint_plugin.utils.tiling import TILE_MERGES, restore, restore_average
 
 DEFAULT_GRAD_CLIP_MAX_NORM = 0.01
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
@@ -457,7 +457,7 @@ class HINTModel(SRModel):
         was_training = net.training
         net.eval()
         merge = tile.get('merge', 'cosine')
-        if merge not in ('cosine', 'average'):
+        if merge not in TILE_MERGES:
             raise OptionsError(f"val.tile.merge must be 'cosine' (raised-cosine ramps, the default) or 'average' (the "
                                 f"authors' plain mean over their tile grid), got {merge!r}")
         with torch.no_grad():

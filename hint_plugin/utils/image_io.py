@@ -22,6 +22,7 @@ from hint_plugin.errors import ImageError  # noqa: F401  (raised here; importabl
 
 # What a folder or a glob picks up; a file named explicitly is tried whatever its extension.
 IMAGE_EXTENSIONS = ('.bmp', '.jpe', '.jpeg', '.jpg', '.pgm', '.png', '.pnm', '.ppm', '.tif', '.tiff', '.webp')
+SCANDIR_SUFFIXES = IMAGE_EXTENSIONS + tuple(extension.upper() for extension in IMAGE_EXTENSIONS)  # case-sensitive
 JPEG_EXTENSIONS = ('.jpe', '.jpeg', '.jpg')
 MAX_VALUES = {np.dtype(np.uint8): 255, np.dtype(np.uint16): 65535}
 DEFAULT_JPEG_QUALITY = 95

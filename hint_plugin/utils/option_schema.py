@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from numbers import Integral, Real
 
 from hint_plugin.utils.options import OptionsError
+from hint_plugin.utils.tiling import TILE_MERGES
 
 
 @dataclass(frozen=True)
@@ -311,25 +312,29 @@ VAL_KEYS = {  # basicsr.train and SRModel.validation
 MODEL_KEYS = {}  # model_type -> {'train': schema, 'val': schema} of the keys it adds; others: any keys
 
 
-def register_model_keys(model_type, train=None, val=None):
-    """Declare the ``train`` and ``val`` keys that ``model_type`` reads on top of BasicSR's SRModel's."""
-    MODEL_KEYS[model_type] = {'train': {**TRAIN_KEYS, **(train or {})}, 'val': {**VAL_KEYS, **(val or {})}}
+def register_model_keys(model_type, train=None, val=None, skips_oversize_stages=False):
+    """Declare the ``train`` and ``val`` keys that ``model_type`` reads on top of BasicSR's SRModel's;
+    ``skips_oversize_stages``: its loop skips progressive stages whose patch exceeds ``gt_size`` (with a warning)
+    instead of needing them refused."""
+    MODEL_KEYS[model_type] = {'train': {**TRAIN_KEYS, **(train or {})}, 'val': {**VAL_KEYS, **(val or {})},
+                              'skips_oversize_stages': skips_oversize_stages}
 
 
 AMP = Key((BOOL, STR), choices=(False, 'bf16', 'fp16'))
 GRAD_SCALER = Key(MAP, keys={'init_scale': Key(NUMBER, low=0), 'growth_factor': Key(NUMBER, low=0),
                              'backoff_factor': Key(NUMBER, low=0), 'growth_interval': Key(INT, low=1)})
-TILE = Key(MAP, keys={'size': SIZE, 'overlap': COUNT, 'merge': Key(STR, choices=('cosine', 'average'))})
+TILE = Key(MAP, keys={'size': SIZE, 'overlap': COUNT, 'merge': Key(STR, choices=TILE_MERGES)})
 MIXING = Key(MAP, keys={'mixup': FLAG, 'mixup_beta': Key(NUMBER, low=0), 'use_identity': FLAG})
 register_model_keys('SRModel')
-register_model_keys('HINTModel', train={
+HINT_TRAIN_KEYS = {  # HINTModel's
     'fft_loss_opt': Key(MAP, keys=loss_keys), 'mixing_augs': MIXING, 'use_grad_clip': FLAG,
     'grad_clip_max_norm': Key(NUMBER, low=0), 'skip_nonfinite': FLAG, 'amp': AMP, 'compile': Key((BOOL, MAP)),
     'accum_iter': Key(INT, low=1), 'grad_scaler': GRAD_SCALER,
-}, val={'window_size': SIZE, 'tile': TILE})
-register_model_keys('ImageCleanModel', train={  # the authors' model
-    'fft_loss_opt': Key(MAP, keys=loss_keys), 'mixing_augs': MIXING, 'use_grad_clip': FLAG,
-}, val={'window_size': SIZE, 'rgb2bgr': FLAG, 'use_image': FLAG, 'max_minibatch': SIZE, 'tile': TILE})
+}
+HINT_VAL_KEYS = {'window_size': SIZE, 'tile': TILE}
+register_model_keys('HINTModel', train=HINT_TRAIN_KEYS, val=HINT_VAL_KEYS)
+register_model_keys('ImageCleanModel', train=HINT_TRAIN_KEYS, skips_oversize_stages=True,  # the authors' name
+                    val={**HINT_VAL_KEYS, 'rgb2bgr': FLAG, 'use_image': FLAG, 'max_minibatch': SIZE})
 
 
 def model_section(part):
@@ -401,8 +406,8 @@ def rule_progressive(options, is_train):
     if batch is not None and max(given['mini_batch_sizes']) > batch:
         raise OptionsError(f'datasets.train.mini_batch_sizes = {list(given["mini_batch_sizes"])}: each must be <= '
                            f'batch_size_per_gpu ({batch}), the batch the loader delivers')
-    # the authors' loop (ImageCleanModel) skips such stages, with a warning naming them: not refused there
-    if patch is not None and max(given['gt_sizes']) > patch and options.get('model_type') != 'ImageCleanModel':
+    skips = MODEL_KEYS.get(options.get('model_type'), {}).get('skips_oversize_stages', False)
+    if patch is not None and max(given['gt_sizes']) > patch and not skips:
         raise OptionsError(f'datasets.train.gt_sizes = {list(given["gt_sizes"])}: each must be <= gt_size '
                            f'({patch}), the patch the loader delivers')
 

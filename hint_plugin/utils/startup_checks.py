@@ -12,7 +12,8 @@ TORCHRUN_VARIABLES = ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')
 
 
 def apply_force_yml(options, entries, source):
-    """BasicSR's ``--force_yml a:b=value`` overrides (existing keys only), with the entry named when it fails."""
+    """BasicSR's ``--force_yml a:b=value`` overrides (the sections must exist, the last key may be new, as in
+    BasicSR), with the entry named when it fails."""
     from basicsr.utils.options import _postprocess_yml_value
     for entry in entries or ():
         if entry.count('=') != 1:
@@ -25,8 +26,8 @@ def apply_force_yml(options, entries, source):
             if not isinstance(section, dict) or key not in section:
                 raise OptionsError(f'--force_yml {entry!r}: {source} has no key {":".join(walked)}')
             section = section[key]
-        if not isinstance(section, dict) or last not in section:
-            raise OptionsError(f'--force_yml {entry!r}: {source} has no key {keys} (it only changes existing keys)')
+        if not isinstance(section, dict):  # BasicSR sets the last key, existing or new, inside an existing section
+            raise OptionsError(f'--force_yml {entry!r}: {":".join(walked)} in {source} is not a section')
         section[last] = _postprocess_yml_value(value)
 
 

@@ -6,6 +6,8 @@ import torch
 from hint_plugin.archs.padding import PAD_MULTIPLE, pad_to_multiple
 from hint_plugin.utils.validation import check_int
 
+TILE_MERGES = ('cosine', 'average')  # blended raised-cosine ramps (restore), the authors' plain mean (restore_average)
+
 
 def _tile_starts(length, size, stride):
     """Starts of tiles of ``size`` every ``stride`` along ``length``; the last one ends at the border."""

@@ -185,17 +185,20 @@ def test_authors_dialect_validates_and_dataset_types_can_be_registered(monkeypat
     ('', [], 'holds no options'),
     ('- a\n- b\n', [], 'holds no options'),
     ('name: [unclosed\n', [], 'is not a YAML option file'),
-    (None, ['--force_yml', 'train:total_iters=3'], 'has no key train:total_iters'),
+    (None, ['--force_yml', 'train:total_iters=3'], '`total_iters`: unknown key in train; did you mean `total_iter`?'),
+    (None, ['--force_yml', 'trian:total_iter=3'], 'has no key trian'),
     (None, ['--launcher', 'pytorch'], '--launcher pytorch: RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT not set'),
-], ids=['empty-file', 'list-file', 'broken-yaml', 'force_yml-unknown-key', 'launcher-outside-torchrun'])
+], ids=['empty-file', 'list-file', 'broken-yaml', 'force_yml-unknown-key', 'force_yml-unknown-section',
+        'launcher-outside-torchrun'])
 def test_command_line_problems_exit_2_naming_the_file(tmp_path, capsys, monkeypatch, content, extra, words):
     for name in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'):
         monkeypatch.delenv(name, raising=False)
     path = tmp_path / 'opt.yml'
     if content is None:
         write_yaml(path, options())
-        monkeypatch.setattr('hint_plugin.utils.startup_checks.check_options',
-                            lambda *args, **kwargs: None)  # the data of these options is not on disk
+        monkeypatch.setattr('hint_plugin.utils.startup_checks.check_options',  # their data is not on disk
+                            lambda options, is_train, source: check_options(options, is_train, source=source,
+                                                                            check_paths=False))
     else:
         path.write_text(content)
     with pytest.raises(SystemExit) as exit_info:
