@@ -56,7 +56,8 @@ def check_precision(precision, device='cpu'):
 
 
 class WithPrecision(nn.Module):
-    """``net`` run under ``torch.autocast`` in ``precision`` (off for ``fp32``); the output is cast back to the input's dtype (same form out as in).
+    """``net`` run under ``torch.autocast`` in ``precision`` (off for ``fp32``); the output is cast back to the
+    input's dtype (same form out as in).
 
     ``(B, C, H, W) -> net's output shape``. Attributes of ``net`` such as ``inp_channels`` stay reachable as
     ``wrapper.net.inp_channels``.

@@ -156,14 +156,17 @@ def test_test_options_need_val_and_a_dataset():
 
 def test_authors_dialect_validates_and_dataset_types_can_be_registered(monkeypatch):
     monkeypatch.setitem(MODEL_REGISTRY._obj_map, 'ImageCleanModel', HINTModel)  # registered by another module
-    authors = options(model_type='ImageCleanModel', **{'train.skip_nonfinite': None})
+    # every HINTModel training key is the authors' model's too
+    authors = options(model_type='ImageCleanModel', **{'train.accum_iter': 2, 'train.amp': 'bf16'})
     authors['datasets']['train'] = dict(
         name='t', type='Dataset_GaussianDenoising', sigma_type='random', sigma_range=[0, 50], in_ch=3,
         dataroot_gt='gt', dataroot_lq='none', geometric_augs=True, filename_tmpl='{}', io_backend={'type': 'disk'},
         use_shuffle=True, num_worker_per_gpu=0, batch_size_per_gpu=2, mini_batch_sizes=[2, 1], iters=[3, 5],
-        gt_size=16, gt_sizes=[8, 16], dataset_enlarge_ratio=1, prefetch_mode=None)
+        gt_size=16, gt_sizes=[8, 32], dataset_enlarge_ratio=1, prefetch_mode=None)
     authors['val'].update(rgb2bgr=True, use_image=False, max_minibatch=8)
-    check_options(authors, is_train=True, check_paths=False)
+    check_options(authors, is_train=True, check_paths=False)  # its loop skips the 32-pixel stage, with a warning
+    with pytest.raises(OptionsError, match=r'gt_sizes = \[8, 32\]: each must be <= gt_size \(16\)'):
+        check_options(dict(authors, model_type='HINTModel', val=options()['val']), is_train=True, check_paths=False)
     authors['datasets']['train']['sigma_type'] = 'uniform'
     with pytest.raises(OptionsError, match="sigma_type = 'uniform': expected one of 'constant', 'random', 'choice'"):
         check_options(authors, is_train=True, check_paths=False)
