@@ -3,10 +3,18 @@
     python tools/benchmark.py                                   # default HINT: train 128x128, infer 256x256
     python tools/benchmark.py --mode train --train-size 384 384 --use-checkpoint
     python tools/benchmark.py --device cuda --dtype bf16 --compile --json gpu.json
-    python tools/benchmark.py --revision 7b31ea6 --system-malloc   # the first, reference-structured port
+    python tools/benchmark.py --mode train --reference ../HINT --rounds 3   # against the authors' code
+    python tools/benchmark.py --revision 22ff68d --rounds 2                 # against another commit
 
-With ``--revision``, the network is that git revision's HINT (exported to a temporary folder), timed by this
-version's code: two implementations compared on the same machine.
+With ``--reference`` (the authors' ``HINT_arch.py``, or a checkout of their repository) or ``--revision`` (a git
+revision of this repository, exported to a temporary folder), that network is measured too, by this version's
+timing code with the same allocator setting, alternating with this tree's round by round (ABBA order); the
+summary gives this tree's time and peak memory as a ratio of the other's.
+
+Each measurement also counts the floating-point operations of one step (``torch.utils.flop_counter``:
+convolutions and matrix products) and times a large fp32 matrix product in the same
+process, so that it reports the achieved GFLOP/s and its fraction of this machine's matmul peak (a training
+step counts as 3 forward passes: see :func:`_count_flops`).
 
 Timing and memory of training steps and inference, each measured in a fresh process.
 
@@ -63,10 +71,38 @@ def _profile(step, device, top):
     return ranked, convolution / total if total else 0.0, total
 
 
+def _count_flops(forward):
+    """Floating-point operations of one ``forward()`` (2 per multiply-add of convolutions and matrix products).
+
+    Counted by ``torch.utils.flop_counter`` without autograd: its count of a depthwise convolution's backward
+    pass is that of a dense one (torch 2.14), so a training step is taken as 3 forward passes, the usual
+    convention (the backward pass computes gradients of inputs and of weights, each as costly as the forward).
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        forward()
+    return counter.get_total_flops()
+
+
+def _matmul_peak(device, repeat=5, size=2048):
+    """The best GFLOP/s of ``size x size`` fp32 matrix products on ``device``: this machine's practical peak."""
+    a, b = (torch.randn(size, size, device=device) for _ in range(2))
+    best = float('inf')
+    for _ in range(repeat + 1):
+        _synchronize(device)
+        start = time.perf_counter()
+        a @ b
+        _synchronize(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9
+
+
 def _load_by_path(name, path):
     """Import the module file ``path`` as ``name`` without putting its package on the path."""
     module_spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module
     module_spec.loader.exec_module(module)
     return module
 
@@ -76,7 +112,46 @@ def _network_overrides(spec):
     return {key: spec[key] for key in ('variant', 'use_checkpoint', 'channels_last') if spec.get(key) is not None}
 
 
+def reference_file(path):
+    """The authors' ``HINT_arch.py``: ``path`` itself, or where it lies in a checkout of their repository."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / 'basicsr' / 'models' / 'archs' / 'HINT_arch.py'
+    if not path.is_file():
+        raise ValueError(f'{path} does not exist: --reference takes the authors\' HINT_arch.py or the root of a '
+                         'checkout of their repository (joshyZhou/HINT)')
+    return path.resolve()
+
+
+def load_reference(path):
+    """The module of the authors' ``HINT_arch.py`` at ``path``; a missing import names what installs it."""
+    try:
+        return _load_by_path('_hint_reference_arch', path)
+    except ModuleNotFoundError as error:
+        raise ModuleNotFoundError(f'{path} imports {error.name!r}, which is not installed: pip install -r '
+                                  f'{Path(REPO) / "requirements" / "reference.txt"}', name=error.name) from error
+
+
+def _build_reference(spec):
+    """The authors' ``HINT`` from ``spec['reference']`` with the keys of ``opt``'s ``network_g`` it accepts.
+
+    Their file imports einops and scikit-learn at the top (``requirements/reference.txt``).
+    """
+    import inspect
+
+    import yaml
+    module = load_reference(spec['reference'])
+    network = {}
+    if spec.get('opt'):
+        with open(spec['opt'], encoding='utf-8') as file:
+            network = dict(yaml.safe_load(file)['network_g'])
+    accepted = inspect.signature(module.HINT).parameters
+    return module.HINT(**{key: value for key, value in network.items() if key in accepted})
+
+
 def _build(spec):
+    if spec.get('reference'):
+        return _build_reference(spec)
     if spec.get('source'):
         return _build_from_source(spec)
     import hint_plugin  # noqa: F401  (spawned processes start bare)
@@ -166,15 +241,23 @@ def _measure(spec):
         if i >= spec['warmup']:
             times.append(time.perf_counter() - start)
     result = dict(spec, median_s=statistics.median(times), min_s=min(times), times_s=times)
-    if spec.get('profile'):
-        result['top_ops'], result['convolution_share'], result['profiled_s'] = _profile(step, device, spec['profile'])
+    # the peak before anything else runs (the FLOP count and the matmul peak below add nothing to a step's peak)
     if device.type == 'cuda':
         result['peak_cuda_gb'] = torch.cuda.max_memory_allocated(device) / 1e9
         result['device_name'] = torch.cuda.get_device_name(device)
     else:
         result['peak_rss_gb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
         result['device_name'] = platform.processor() or platform.machine()
-    if spec.get('source'):
+    if not spec.get('compile'):
+        passes = 3 if spec['mode'] == 'train' else 1  # forward, then gradients of inputs and of weights
+        with autocast:
+            result['gflop_per_step'] = passes * _count_flops(lambda: net(lq)) / 1e9
+        result['gflops'] = result['gflop_per_step'] / result['median_s']
+        result['matmul_peak_gflops'] = _matmul_peak(device)
+        result['peak_fraction'] = result['gflops'] / result['matmul_peak_gflops']
+    if spec.get('profile'):
+        result['top_ops'], result['convolution_share'], result['profiled_s'] = _profile(step, device, spec['profile'])
+    if spec.get('source') or spec.get('reference'):
         result['network_file'] = sys.modules[type(net).__module__].__file__
     result['torch'] = torch.__version__
     result['threads'] = torch.get_num_threads()
@@ -188,7 +271,8 @@ def benchmark(specs):
     'fp64'), ``warmup``, ``repeat``, and optionally ``opt`` (YAML with network_g), ``variant``,
     ``use_checkpoint``, ``channels_last``, ``compile``, ``threads``, ``profile`` (how many operators to list),
     ``system_malloc`` (keep glibc's allocation defaults instead of :mod:`hint_plugin.utils.allocator`'s),
-    ``source`` (measure the ``HINT`` of the package version in that directory) and ``revision`` (its label).
+    ``source`` (measure the ``HINT`` of the package version in that directory) and ``revision`` (its label),
+    ``reference`` (measure the authors' ``HINT`` of that ``HINT_arch.py``) and ``code`` (the row's label).
     """
     context = multiprocessing.get_context('spawn')
     results = []
@@ -255,17 +339,42 @@ def profile_lines(result):
 
 def table(results):
     """A Markdown table of :func:`benchmark` results."""
-    columns = ['mode', 'size', 'batch', 'device', 'dtype', 'variant', 'ckpt', 'ch-last', 'compile', 'freed kept',
-               'median s', 'min s', 'peak GB', 'code']
+    columns = ['round', 'code', 'mode', 'size', 'batch', 'device', 'dtype', 'variant', 'ckpt', 'ch-last', 'compile',
+               'freed kept', 'median s', 'min s', 'peak GB', 'GFLOP/step', 'GFLOP/s', 'of matmul peak']
     lines = ['| ' + ' | '.join(columns) + ' |', '|' + '---|' * len(columns)]
     for r in results:
         peak = r.get('peak_cuda_gb', r.get('peak_rss_gb'))
-        lines.append(f"| {r['mode']} | {r['size'][0]}x{r['size'][1]} | {r['batch']} | {r['device']} | {r['dtype']} | "
-                     f"{r.get('variant') or 'yaml'} | {bool(r.get('use_checkpoint'))} | "
-                     f"{r.get('channels_last', True) is not False} | {bool(r.get('compile'))} | "
-                     f"{r['retain_freed_memory']} | "
-                     f"{r['median_s']:.3f} | {r['min_s']:.3f} | {peak:.2f} | {r.get('revision') or 'this tree'} |")
+        flops = (f"{r['gflop_per_step']:.1f} | {r['gflops']:.1f} | {100 * r['peak_fraction']:.0f}% of "
+                 f"{r['matmul_peak_gflops']:.0f}") if 'gflops' in r else '- | - | -'
+        reference = r.get('reference')
+        lines.append(f"| {r.get('round', 1)} | {r.get('code') or 'this tree'} | {r['mode']} | "
+                     f"{r['size'][0]}x{r['size'][1]} | {r['batch']} | {r['device']} | {r['dtype']} | "
+                     f"{'-' if reference else r.get('variant') or 'yaml'} | "
+                     f"{'-' if reference else bool(r.get('use_checkpoint'))} | "
+                     f"{'-' if reference else r.get('channels_last', True) is not False} | {bool(r.get('compile'))} | "
+                     f"{r['retain_freed_memory']} | {r['median_s']:.3f} | {r['min_s']:.3f} | {peak:.2f} | {flops} |")
     return '\n'.join(lines)
+
+
+def comparison_lines(results):
+    """This tree against each other code, per mode: ratios of the medians over rounds of time and peak memory."""
+    lines = []
+    for mode in dict.fromkeys(r['mode'] for r in results):
+        rows = [r for r in results if r['mode'] == mode]
+        ours = [r for r in rows if not r.get('code')]
+        for other in dict.fromkeys(r['code'] for r in rows if r.get('code')):
+            theirs = [r for r in rows if r.get('code') == other]
+            if not ours or not theirs:
+                continue
+            t_ours, t_theirs = (statistics.median(r['median_s'] for r in side) for side in (ours, theirs))
+            m_ours, m_theirs = (statistics.median(r.get('peak_cuda_gb', r.get('peak_rss_gb')) for r in side)
+                                for side in (ours, theirs))
+            rounds = ' / '.join(f"{a['median_s'] / b['median_s']:.2f}" for a, b in zip(ours, theirs))
+            lines.append(f'{mode} {ours[0]["size"][0]}x{ours[0]["size"][1]}: this tree / {other}: time '
+                         f'{t_ours / t_theirs:.2f}x ({t_ours:.3f} s against {t_theirs:.3f} s, medians of '
+                         f'{len(ours)} and {len(theirs)} rounds; round by round {rounds}), peak memory '
+                         f'{m_ours / m_theirs:.2f}x ({m_ours:.2f} GB against {m_theirs:.2f} GB)')
+    return lines
 
 
 def main(argv=None):
@@ -285,43 +394,74 @@ def main(argv=None):
     parser.add_argument('--no-channels-last', action='store_true', help='keep features in NCHW memory')
     parser.add_argument('--compile', action='store_true', help='torch.compile the network')
     parser.add_argument('--system-malloc', action='store_true',
-                        help='glibc\'s default allocation (freed large blocks go back to the system; see '
-                        'hint_plugin/utils/allocator.py)')
+                        help='glibc\'s default allocation for every measurement (freed large blocks go back to the '
+                        'system; see hint_plugin/utils/allocator.py)')
     parser.add_argument('--threads', type=int, help='torch CPU threads (default: PyTorch\'s)')
     parser.add_argument('--warmup', type=int, default=1)
     parser.add_argument('--repeat', type=int, default=5)
+    parser.add_argument('--rounds', type=int, default=1,
+                        help='with --reference or --revision: measure this tree and the other code this many times, '
+                        'alternating (ABBA), each in a fresh process')
     parser.add_argument('--profile', type=int, default=0, metavar='N',
                         help='profile one more step and list the N operators that took the most time')
-    parser.add_argument('--revision', help='measure the HINT of this git revision of the repository instead of '
-                        'the working tree (e.g. 7b31ea6, the first port, which keeps the reference\'s structure)')
+    parser.add_argument('--reference', metavar='PATH',
+                        help='also measure the authors\' HINT: their HINT_arch.py or a checkout of joshyZhou/HINT '
+                        '(its imports: pip install -r requirements/reference.txt)')
+    parser.add_argument('--revision', help='also measure the HINT of this git revision of the repository (e.g. '
+                        '7b31ea6, the first port, which keeps the reference\'s structure)')
     parser.add_argument('--json', help='write the results to this file')
     args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error(f'--rounds must be at least 1, got {args.rounds}')
+    reference = None
+    if args.reference:
+        try:
+            reference = reference_file(args.reference)
+            load_reference(reference)  # its imports, before any measurement starts
+        except (ValueError, ModuleNotFoundError) as error:
+            parser.error(str(error))
     if not args.revision:
-        return run(args, None, None)
+        return run(args, None, None, reference)
     with tempfile.TemporaryDirectory(prefix='hint-revision-') as source:
         try:
             revision = export_revision(args.revision, source, REPO)
         except ValueError as error:
             parser.error(str(error))
-        return run(args, source, revision)
+        return run(args, source, revision, reference)
 
 
-def run(args, source, revision):
-    """Measure, print the table (and profiles), write the JSON; ``source`` holds ``revision``'s files or is None."""
-    specs = [
-        dict(mode=mode, size=args.train_size if mode == 'train' else args.infer_size, batch=args.batch,
-             device=args.device, dtype=args.dtype, warmup=args.warmup, repeat=args.repeat,
-             opt=osp.abspath(args.opt) if args.opt else None,
-             variant=args.variant, use_checkpoint=args.use_checkpoint or None,
-             channels_last=False if args.no_channels_last else None, compile=args.compile, threads=args.threads,
-             profile=args.profile, system_malloc=args.system_malloc, source=source, revision=revision)
-        for mode in args.mode
-    ]
+def run(args, source, revision, reference):
+    """Measure, print the table, comparisons and profiles, write the JSON.
+
+    ``source`` holds ``revision``'s files (or is None); ``reference`` is the authors' HINT_arch.py (or None).
+    """
+    contenders = [{}]
+    if source:
+        contenders.append(dict(source=source, revision=revision, code=revision))
+    if reference:
+        contenders.append(dict(reference=str(reference), code='reference'))
+    specs = []
+    for round_index in range(args.rounds if len(contenders) > 1 else 1):
+        order = contenders if round_index % 2 == 0 else contenders[::-1]
+        for contender in order:
+            for mode in args.mode:
+                specs.append(dict(
+                    mode=mode, size=args.train_size if mode == 'train' else args.infer_size, batch=args.batch,
+                    device=args.device, dtype=args.dtype, warmup=args.warmup, repeat=args.repeat,
+                    opt=osp.abspath(args.opt) if args.opt else None,
+                    variant=args.variant, use_checkpoint=args.use_checkpoint or None,
+                    channels_last=False if args.no_channels_last else None, compile=args.compile,
+                    threads=args.threads, profile=args.profile, system_malloc=args.system_malloc,
+                    round=round_index + 1, **contender))
     results = benchmark(specs)
     print(table(results))
+    comparisons = comparison_lines(results)
+    if comparisons:
+        print('\n' + '\n'.join(comparisons))
     for result in results:
         if result.get('profile'):
-            print('\n' + '\n'.join(profile_lines(result)))
+            print(f"\n{result.get('code') or 'this tree'}, round {result['round']}:")
+            print('\n'.join(profile_lines(result)))
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(results, f, indent=2)

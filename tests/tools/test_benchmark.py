@@ -1,10 +1,35 @@
-"""tools/benchmark.py on a tiny network: both modes, a table and JSON with the measured fields, another revision."""
+"""tools/benchmark.py on a tiny network: both modes, a table and JSON with the measured fields, another revision,
+the authors' code from a path (a stand-in file here: theirs has no licence and cannot ship)."""
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import REPO
+
+TINY = 'network_g: {type: HINT, dim: 8, num_blocks: [1, 1, 1, 1], num_refinement_blocks: 1}\n'
+
+# A stand-in for the authors' HINT_arch.py: their constructor's keywords (not ours: variant, cache_init ...),
+# NCHW features as theirs, and the network of this package underneath.
+STAND_IN = """
+import torch
+from hint_plugin.archs.hint_arch import HINT as _HINT
+
+
+class HINT(_HINT):
+    def __init__(self, inp_channels=3, out_channels=3, dim=48, num_blocks=[4, 6, 6, 8], num_refinement_blocks=4,
+                 heads=[1, 2, 4, 8], ffn_expansion_factor=2.66, bias=False, LayerNorm_type='WithBias',
+                 dual_pixel_task=False, qv_cache=None):
+        super().__init__(inp_channels, out_channels, dim, num_blocks, num_refinement_blocks, heads,
+                         ffn_expansion_factor, bias, LayerNorm_type, dual_pixel_task, channels_last=False)
+"""
+
+
+def run_benchmark(*args):
+    return subprocess.run([sys.executable, str(REPO / 'tools' / 'benchmark.py'), *map(str, args)],
+                          capture_output=True, text=True, timeout=600)
 
 
 def test_benchmark_cli_measures_train_and_infer(tmp_path):
@@ -16,8 +41,8 @@ def test_benchmark_cli_measures_train_and_infer(tmp_path):
          '--infer-size', '40', '40', '--batch', '2', '--repeat', '2', '--threads', '1', '--variant', 'refined',
          '--use-checkpoint', '--profile', '3', '--json', str(out_json)], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert '| train | 24x32 | 2 | cpu | fp32 | refined | True |' in result.stdout
-    assert '| infer | 40x40 | 2 | cpu | fp32 | refined |' in result.stdout
+    assert '| 1 | this tree | train | 24x32 | 2 | cpu | fp32 | refined | True |' in result.stdout
+    assert '| 1 | this tree | infer | 40x40 | 2 | cpu | fp32 | refined |' in result.stdout
     records = json.loads(out_json.read_text())
     assert [r['mode'] for r in records] == ['train', 'infer']
     for record in records:
@@ -27,23 +52,31 @@ def test_benchmark_cli_measures_train_and_infer(tmp_path):
         names = [name for name, _ in record['top_ops']]
         assert len(names) == 3 and all(name.startswith('aten::') for name in names)
         assert 0 < record['convolution_share'] < 1 and record['profiled_s'] > 0
+        # the FLOP count, the achieved rate and the machine's matmul peak measured in the same process
+        assert record['gflop_per_step'] > 0 and record['matmul_peak_gflops'] > 0
+        assert record['gflops'] == pytest.approx(record['gflop_per_step'] / record['median_s'])
+        assert record['peak_fraction'] == pytest.approx(record['gflops'] / record['matmul_peak_gflops'])
+    train, infer = records
+    # a training step counts three forward passes, and the training images are 24x32 against 40x40
+    assert train['gflop_per_step'] / infer['gflop_per_step'] == pytest.approx(3 * 24 * 32 / (40 * 40), rel=0.05)
     assert 'in convolutions (forward and backward)' in result.stdout
 
 
 def test_benchmark_measures_another_revision_with_the_same_code(tmp_path):
     config = tmp_path / 'net.yml'
-    config.write_text('network_g: {type: HINT, dim: 8, num_blocks: [1, 1, 1, 1], num_refinement_blocks: 1}\n')
+    config.write_text(TINY)
     out_json = tmp_path / 'bench.json'
     head = subprocess.run(['git', '-C', str(REPO), 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True,
                           check=True).stdout.strip()
-    result = subprocess.run(
-        [sys.executable, str(REPO / 'tools' / 'benchmark.py'), '--revision', 'HEAD', '--opt', str(config), '--mode',
-         'infer', '--infer-size', '16', '24', '--repeat', '1', '--threads', '1', '--json', str(out_json)],
-        capture_output=True, text=True, timeout=600)
+    result = run_benchmark('--revision', 'HEAD', '--opt', config, '--mode', 'infer', '--infer-size', 16, 24,
+                           '--repeat', 1, '--threads', 1, '--json', out_json)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.splitlines()[2].endswith(f'| {head} |')
-    record, = json.loads(out_json.read_text())
-    assert record['revision'] == head and record['size'] == [16, 24] and record['threads'] == 1
+    assert result.stdout.splitlines()[2].startswith('| 1 | this tree | infer | 16x24 |')
+    assert result.stdout.splitlines()[3].startswith(f'| 1 | {head} | infer | 16x24 |')
+    assert f'infer 16x24: this tree / {head}: time ' in result.stdout
+    ours, record = json.loads(out_json.read_text())
+    assert 'revision' not in ours and record['revision'] == head
+    assert record['size'] == [16, 24] and record['threads'] == 1
     # the network came from the exported copy, not from this checkout, and the copy is gone afterwards
     network_file = record['network_file']
     assert 'hint-revision-' in network_file and not network_file.startswith(str(REPO))
@@ -51,8 +84,48 @@ def test_benchmark_measures_another_revision_with_the_same_code(tmp_path):
     assert not Path(network_file).exists()
 
 
+def test_benchmark_runs_the_reference_code_from_a_path_in_alternating_rounds(tmp_path):
+    reference = tmp_path / 'their-checkout' / 'basicsr' / 'models' / 'archs' / 'HINT_arch.py'
+    reference.parent.mkdir(parents=True)
+    reference.write_text(STAND_IN)
+    config = tmp_path / 'net.yml'
+    config.write_text(TINY.replace('}', ', variant: refined, cache_init: zeros}'))  # keys theirs does not take
+    out_json = tmp_path / 'bench.json'
+    result = run_benchmark('--reference', tmp_path / 'their-checkout', '--rounds', 2, '--opt', config, '--mode',
+                           'train', '--train-size', 16, 16, '--repeat', 1, '--warmup', 0, '--threads', 1,
+                           '--json', out_json)
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = json.loads(out_json.read_text())
+    # ABBA: each round in the other order, each measurement in its own process
+    assert [(r['round'], r.get('code')) for r in records] == [(1, None), (1, 'reference'), (2, 'reference'),
+                                                               (2, None)]
+    assert all(r['retain_freed_memory'] == records[0]['retain_freed_memory'] for r in records)  # one allocator
+    assert all(r['network_file'] == str(reference) for r in records if r.get('code'))
+    # the same network (the stand-in takes dim, num_blocks ... from the YAML): the same FLOP count
+    assert len({round(r['gflop_per_step'], 6) for r in records}) == 1
+    ours = sorted(r['median_s'] for r in records if not r.get('code'))
+    theirs = sorted(r['median_s'] for r in records if r.get('code'))
+    line, = [line for line in result.stdout.splitlines() if line.startswith('train 16x16: this tree / reference')]
+    assert f'time {sum(ours) / sum(theirs):.2f}x' in line and 'medians of 2 and 2 rounds' in line
+    assert 'peak memory' in line
+
+
+def test_benchmark_names_a_missing_reference_and_its_missing_imports(tmp_path):
+    result = run_benchmark('--reference', tmp_path)
+    assert result.returncode == 2
+    assert 'HINT_arch.py does not exist: --reference takes the authors\' HINT_arch.py' in result.stderr
+    needs = tmp_path / 'HINT_arch.py'
+    needs.write_text('import sklearn_is_not_installed_here\n')
+    config = tmp_path / 'net.yml'
+    config.write_text(TINY)
+    result = run_benchmark('--reference', needs, '--opt', config, '--mode', 'infer', '--infer-size', 8, 8,
+                           '--repeat', 1, '--threads', 1)
+    assert result.returncode == 2
+    assert "imports 'sklearn_is_not_installed_here', which is not installed: pip install -r" in result.stderr
+    assert 'requirements/reference.txt' in result.stderr
+
+
 def test_benchmark_names_an_unknown_revision():
-    result = subprocess.run([sys.executable, str(REPO / 'tools' / 'benchmark.py'), '--revision', 'no-such-commit'],
-                            capture_output=True, text=True, timeout=600)
+    result = run_benchmark('--revision', 'no-such-commit')
     assert result.returncode == 2
     assert "'no-such-commit' is not a commit of the repository" in result.stderr
