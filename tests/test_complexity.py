@@ -13,22 +13,24 @@ from hint_plugin.complexity import analyze
 
 
 def hooked_counts(net, height, width):
-    """Conv2d MACs, and per attention block the channel correlation (C * C * N) and the attention products
-    (q k^T and A v: 2 * c * c * N per head of c channels), counted by hooks."""
+    """Conv2d MACs, and per attention block the channel correlation's two matrix-vector products (2 * C * N) and
+    the attention products (q k^T and A v: 2 * c * c * N per head of c channels), counted by hooks."""
     counts = {'conv2d': 0, 'correlation': 0, 'attention': 0}
 
     def conv_hook(module, inputs, output):
         kernel = module.kernel_size[0] * module.kernel_size[1] * module.in_channels // module.groups
         counts['conv2d'] += output.numel() * kernel
 
-    def attention_hook(module, inputs, output):
+    def attention_hook(module, inputs, output):  # its qkv and project_out 1x1 convolutions run functionally
         _, channels, h, w = inputs[0].shape
-        counts['correlation'] += channels * channels * h * w
+        counts['conv2d'] += h * w * (module.qkv.out_channels + module.project_out.out_channels) * channels
+        counts['correlation'] += 2 * channels * h * w
         counts['attention'] += sum(2 * c * c * h * w for c in module.head_channels)
 
-    def ffn_hook(module, inputs, output):  # its project_in and depthwise conv run as two functional halves each
+    def ffn_hook(module, inputs, output):  # its convolutions run functionally (the first two as two halves each)
         _, channels, h, w = inputs[0].shape
         counts['conv2d'] += h * w * module.project_in.out_channels * (channels + 9)
+        counts['conv2d'] += h * w * module.project_out.in_channels * channels
 
     for module in net.modules():
         if isinstance(module, GatedDconvFeedForward):

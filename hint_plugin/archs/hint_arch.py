@@ -47,9 +47,9 @@ class TransformerBlock(nn.Module):
 
     def forward(self, x, cache=None):
         if self.attn is not None:
-            attended, cache = self.attn(self.norm1(x), cache)
+            attended, cache = self.attn(x, cache, norm=self.norm1)
             x = x + attended
-        return x + self.ffn(self.norm2(x)), cache
+        return x + self.ffn(x, norm=self.norm2), cache
 
 
 class HINT(CarriesCache, nn.Module):

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from hint_plugin.archs.ops import RecomputesStretches
+from hint_plugin.archs.ops import RecomputesStretches, pointwise_convs_of_recomputed
 from hint_plugin.errors import OptionsError
 
 LAYER_NORM_TYPES = ('WithBias', 'BiasFree')
@@ -66,11 +66,14 @@ class ChannelLayerNorm(nn.Module):
 class GatedDconvFeedForward(RecomputesStretches, nn.Module):
     """Gated-Dconv FFN: 1x1 conv to ``2*hidden``, 3x3 depthwise conv, ``gelu(x1) * x2``, 1x1 conv back.
 
-    ``(B, C, H, W) -> (B, C, H, W)`` with ``hidden = int(C * expansion_factor)``.
+    ``forward(x, norm=None)``: ``(B, C, H, W) -> (B, C, H, W)`` with ``hidden = int(C * expansion_factor)``;
+    ``norm`` (the block's LayerNorm) is applied to ``x`` first.
 
     The two halves ``x1`` and ``x2`` are computed by two convolutions with the halves of the weights (the
     same parameters and products as one convolution and a ``chunk``): in channels-last memory a chunk along the
     channels would give strided halves, slower for the element-wise gate, and its backward pass a concatenation.
+    While training, the norm's output and the gate's are recomputed in the backward pass instead of kept
+    (:func:`~hint_plugin.archs.ops.pointwise_convs_of_recomputed`): the FFN keeps ``x``, ``x1`` and ``x2``.
     """
 
     def __init__(self, channels, expansion_factor=2.66, bias=False):
@@ -81,20 +84,29 @@ class GatedDconvFeedForward(RecomputesStretches, nn.Module):
         self.project_out = nn.Conv2d(hidden, channels, kernel_size=1, bias=bias)
 
     @staticmethod
-    def _half(conv, x, half):
-        """``conv`` restricted to output channels ``[half * n, (half + 1) * n)``, ``n`` half of its outputs."""
+    def _halves(conv):
+        """``(weight, bias)`` of ``conv``'s first and second halves of output channels."""
         n = conv.out_channels // 2
-        weight = conv.weight[half * n:(half + 1) * n]
-        bias = None if conv.bias is None else conv.bias[half * n:(half + 1) * n]
-        groups = n if conv.groups > 1 else 1  # the depthwise conv: one group per channel
-        return F.conv2d(x, weight, bias, padding=conv.padding, groups=groups)
+        bias = conv.bias
+        return [(conv.weight[:n], None if bias is None else bias[:n]), (conv.weight[n:], None if bias is None else bias[n:])]
 
     def _gate(self, x1, x2):
-        return F.gelu(self._half(self.dwconv, x1, 0)) * self._half(self.dwconv, x2, 1)
+        (w1, b1), (w2, b2) = self._halves(self.dwconv)
+        groups = self.dwconv.out_channels // 2  # depthwise: one group per channel
+        padding = self.dwconv.padding
+        return F.gelu(F.conv2d(x1, w1, b1, padding=padding, groups=groups)) * F.conv2d(x2, w2, b2, padding=padding,
+                                                                                       groups=groups)
 
-    def forward(self, x):
-        x1, x2 = (self._half(self.project_in, x, half) for half in (0, 1))
-        return self.project_out(self.recompute(self._gate, x1, x2))
+    def forward(self, x, norm=None):
+        norm = norm or nn.Identity()
+        if not self.recompute_stretches:
+            normalized = norm(x)
+            x1, x2 = (F.conv2d(normalized, weight, bias) for weight, bias in self._halves(self.project_in))
+            return self.project_out(self._gate(x1, x2))
+        x1, x2 = pointwise_convs_of_recomputed(norm, (x, ), list(norm.parameters()), self._halves(self.project_in))
+        out, = pointwise_convs_of_recomputed(self._gate, (x1, x2), list(self.dwconv.parameters()),
+                                             [(self.project_out.weight, self.project_out.bias)])
+        return out
 
 
 class PatchEmbed(nn.Module):

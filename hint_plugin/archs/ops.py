@@ -4,9 +4,11 @@ or in less memory, and is tested against that expression, forward and backward (
 Measured on the project's 2-core CPU machine (AMD EPYC, fp32, default configuration, ``tools/benchmark.py`` and
 in-process A/B runs; docs/benchmarks.md has the current tables):
 
-* :func:`recompute_in_backward` / :class:`RecomputesStretches`: the cheap, memory-hungry stretches (the FFN's
-  depthwise gate, the intra-layer cache gate) are recomputed in the backward pass: training peak memory of a
-  128x128 step 4.46 -> 3.45 GB for about 15% of the step's time. Plain expression: the stretch itself.
+* :func:`pointwise_convs_of_recomputed` / :class:`RecomputesStretches`: the cheap, memory-hungry stretches
+  before each 1x1 convolution (the LayerNorms, the FFN's depthwise gate, the intra-layer cache gate) are
+  recomputed in the backward pass, the convolutions are not: training peak memory of a 128x128 step
+  3.44 -> 2.89 GB against checkpointing the gates alone (which itself took 4.46 -> 3.45 GB for about 15% of
+  the step's time). Plain expression: ``conv(stretch(x))``.
 * :func:`channel_mix`: a kernel-1 ``nn.Conv1d`` (the cache layers, stored as Conv1d for the released
   checkpoints) as the matrix product it is; PyTorch's generic Conv1d path is several times slower on CPU.
   Plain expression: ``conv(x)``.
@@ -23,7 +25,6 @@ import functools
 
 import torch
 from torch.nn import functional as F
-from torch.utils.checkpoint import checkpoint
 
 
 def at_least_float32(tokens):
@@ -46,29 +47,80 @@ def in_float32(function):
     return wrapper
 
 
-def recompute_in_backward(function, *inputs):
-    """``function(*inputs)``, keeping only its inputs for the backward pass while gradients are recorded.
-
-    For cheap, memory-hungry stretches (depthwise convolutions and gates): their intermediate tensors are
-    recomputed during backward instead of being held, which lowers training memory for a few percent of time.
-    """
-    if not torch.is_grad_enabled():
-        return function(*inputs)
-    return checkpoint(function, *inputs, use_reentrant=False, preserve_rng_state=False)
-
-
 class RecomputesStretches:
-    """Mixin for modules that recompute their cheap stretches in the backward pass (:func:`recompute_in_backward`).
+    """Mixin for modules that recompute their cheap stretches in the backward pass
+    (:func:`pointwise_convs_of_recomputed`).
 
     ``recompute_stretches`` is switched off (by HINT's ``use_checkpoint``) when a checkpoint of the whole block
     recomputes them anyway: otherwise they would be computed three times per step instead of two.
     """
     recompute_stretches = True
 
-    def recompute(self, function, *inputs):
-        if not self.recompute_stretches:
-            return function(*inputs)
-        return recompute_in_backward(function, *inputs)
+
+class _PointwiseConvsOfRecomputed(torch.autograd.Function):
+    """:func:`pointwise_convs_of_recomputed`: keeps ``inputs`` and the weights, recomputes the hidden tensor.
+
+    ``apply(function, num_inputs, num_params, *inputs, *params, *weights_and_biases)``.
+    """
+
+    @staticmethod
+    def forward(ctx, function, num_inputs, num_params, *tensors):
+        inputs, params = tensors[:num_inputs], tensors[num_inputs:num_inputs + num_params]
+        weights, biases = tensors[num_inputs + num_params::2], tensors[num_inputs + num_params + 1::2]
+        device = inputs[0].device.type
+        ctx.autocast = (device, torch.is_autocast_enabled(device), torch.get_autocast_dtype(device))
+        ctx.function, ctx.num_inputs, ctx.num_params = function, num_inputs, num_params
+        ctx.with_bias = [bias is not None for bias in biases]
+        ctx.save_for_backward(*inputs, *params, *weights)
+        hidden = function(*inputs)
+        return tuple(F.conv2d(hidden, weight, bias) for weight, bias in zip(weights, biases))
+
+    @staticmethod
+    def backward(ctx, *grads):
+        if torch.is_grad_enabled():  # create_graph=True
+            raise RuntimeError('HINT\'s recomputing pointwise convolutions have no second derivative (backward with '
+                               'create_graph=True); build HINT with use_checkpoint: true for that')
+        saved = ctx.saved_tensors
+        inputs = [x.detach().requires_grad_(x.requires_grad) for x in saved[:ctx.num_inputs]]
+        params = saved[ctx.num_inputs:ctx.num_inputs + ctx.num_params]
+        weights = saved[ctx.num_inputs + ctx.num_params:]
+        device, autocast_enabled, autocast_dtype = ctx.autocast
+        with torch.enable_grad(), torch.autocast(device, dtype=autocast_dtype, enabled=autocast_enabled):
+            hidden = ctx.function(*inputs)
+        grad_hidden, conv_grads = None, []
+        for weight, with_bias, grad in zip(weights, ctx.with_bias, grads):
+            if grad is None:
+                conv_grads += [None, None]
+                continue
+            dtype = grad.dtype  # the convolution's compute dtype (a half one under autocast)
+            grad_input, grad_weight, grad_bias = torch.ops.aten.convolution_backward(
+                grad, hidden.detach().to(dtype), weight.to(dtype), [weight.shape[0]] if with_bias else None,
+                [1, 1], [0, 0], [1, 1], False, [0, 0], 1, [True, True, with_bias])
+            grad_hidden = grad_input if grad_hidden is None else grad_hidden + grad_input
+            conv_grads += [grad_weight.to(weight.dtype), grad_bias.to(weight.dtype) if with_bias else None]
+        wanted = [t for t in (*inputs, *params) if t.requires_grad]
+        found = iter(torch.autograd.grad(hidden, wanted, grad_hidden.to(hidden.dtype), allow_unused=True)
+                     if wanted and grad_hidden is not None else [None] * len(wanted))
+        input_grads = [next(found) if t.requires_grad else None for t in (*inputs, *params)]
+        return (None, None, None, *input_grads, *conv_grads)
+
+
+def pointwise_convs_of_recomputed(function, inputs, params, convs):
+    """``[conv(function(*inputs)) for conv in convs]``, keeping only ``inputs`` for the backward pass.
+
+    ``convs``: ``(weight (C_out, C, 1, 1), bias or None)`` pairs; ``params``: the parameters ``function`` uses (they
+    get their gradients here). A 1x1 convolution keeps its input for its weight gradient; when that input is
+    ``function``'s output of a cheap stretch (a LayerNorm, a gate), this keeps the stretch's inputs instead and
+    recomputes it in the backward pass: the convolution itself is not recomputed, as a checkpoint of the
+    stretch and the convolution together would do. Plain expression: ``[F.conv2d(function(*inputs), w, b)]``.
+    Without gradients, under ``torch.compile`` (which plans recomputation itself) and under ``torch.jit`` tracing
+    (mmengine's complexity count, ONNX export) it is that expression.
+    """
+    flat = [tensor for pair in convs for tensor in pair]
+    if not torch.is_grad_enabled() or torch.compiler.is_compiling() or torch.jit.is_tracing():
+        hidden = function(*inputs)
+        return [F.conv2d(hidden, weight, bias) for weight, bias in convs]
+    return list(_PointwiseConvsOfRecomputed.apply(function, len(inputs), len(params), *inputs, *params, *flat))
 
 
 def channel_mix(conv, x, channel_dim):

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from hint_plugin.archs.ops import RecomputesStretches, channel_mix, permute_channels
+from hint_plugin.archs.ops import channel_mix, permute_channels
 from hint_plugin.errors import OptionsError
 
 DEFAULT_HEAD_RATIOS = (1, 2, 2, 3)
@@ -104,8 +104,10 @@ def batch_statistic(x, rule):
     return x if rule.per_image else x.mean(dim=0, keepdim=True)
 
 
-class IntraCacheModulation(RecomputesStretches, nn.Module):
-    """Intra-layer cache gate over tokens ``(B, N, C)``: ``up(down(gelu(gatingConv(s)) * s))``, ``s = out + qk``."""
+class IntraCacheModulation(nn.Module):
+    """Intra-layer cache gate over tokens ``(B, N, C)``: ``up(down(gelu(gatingConv(s)) * s))``, ``s = out + qk``.
+
+    (In training, HMHA recomputes it in the backward pass instead of keeping its intermediate tensors.)"""
 
     def __init__(self, channels):
         super().__init__()
@@ -118,7 +120,7 @@ class IntraCacheModulation(RecomputesStretches, nn.Module):
         return channel_mix(self.up, channel_mix(self.down, gated, -1), -1)
 
     def forward(self, out, qk_cache):
-        return self.recompute(self._modulation, out + qk_cache)
+        return self._modulation(out + qk_cache)
 
 
 class InterCacheModulation(nn.Module):
@@ -244,12 +246,22 @@ class QKCU(nn.Module):
             return cache
         return F.adaptive_avg_pool2d(cache, channels)
 
-    def forward(self, maps, values, qk_cache, cache=None, order=None):
+    def attend(self, maps, values, cache=None):
+        """The heads' outputs ``(B, N, C)`` (``v_i A_i^T`` side by side, maps modulated by the cache) and the
+        cache for the next attention block; ``cache`` is the incoming one (any width) or ``None``."""
         cache = self.align_cache(cache)
         maps = self.modulate_maps(maps, cache)
         out = torch.cat([v @ attn.transpose(1, 2) for attn, v in zip(maps, values)], dim=-1)
+        return out, self.update_cache(maps, cache)
+
+    def gate_output(self, out, qk_cache, order=None):
+        """``out + intra_modulator(out, qk_cache)`` on ``(B, N, C)`` tokens, after undoing the channel ``order``
+        where the variant says so."""
         if order is not None and self.rule.restore_order:
             inverse = torch.argsort(order, dim=1)
             out, qk_cache = permute_channels(out, inverse), permute_channels(qk_cache, inverse)
-        out = out + self.intra_modulator(out, qk_cache)
-        return out, self.update_cache(maps, cache)
+        return out + self.intra_modulator(out, qk_cache)
+
+    def forward(self, maps, values, qk_cache, cache=None, order=None):
+        out, cache = self.attend(maps, values, cache)
+        return self.gate_output(out, qk_cache, order), cache

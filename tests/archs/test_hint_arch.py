@@ -7,7 +7,7 @@ from basicsr.archs import build_network
 
 from conftest import FIXTURES, TINY_CONFIG
 from hint_plugin.archs.hint_arch import HINT
-from hint_plugin.archs.hmha_arch import HMHA, channel_correlation
+from hint_plugin.archs.hmha_arch import HMHA, channel_correlation, mean_channel_correlation
 from hint_plugin.archs.layers import GatedDconvFeedForward
 from hint_plugin.archs.qkcu_arch import QKCU
 
@@ -233,6 +233,18 @@ def test_channel_correlation_is_torch_corrcoef_per_image():
         torch.testing.assert_close(channel_correlation(x), expected, rtol=0, atol=1e-12)
     one_token = torch.rand(2, 1, 4, generator=generator)
     assert channel_correlation(one_token).isnan().all()  # 0 / 0, as torch.corrcoef gives
+
+
+def test_mean_channel_correlation_is_the_row_mean_of_the_correlation_matrix():
+    generator = torch.Generator().manual_seed(0)
+    for batch, tokens, channels in [(1, 2, 8), (3, 7, 16), (2, 200, 64)]:
+        x = torch.rand(batch, tokens, channels, generator=generator, dtype=torch.float64) * 3 + 5  # far from 0
+        torch.testing.assert_close(mean_channel_correlation(x), channel_correlation(x).mean(dim=2), rtol=0,
+                                   atol=1e-12)
+    x = torch.randn(2, 4096, 96, generator=generator)  # float32: the same channel order
+    expected = channel_correlation(x).mean(dim=2).sort(dim=1, descending=True).indices
+    assert torch.equal(mean_channel_correlation(x).sort(dim=1, descending=True).indices, expected)
+    assert mean_channel_correlation(torch.rand(2, 1, 4, generator=generator)).isnan().all()
 
 
 @pytest.mark.slow  # dynamo tracing and AOT autograd: about 20 s per variant

@@ -4,10 +4,10 @@ import pytest
 import torch
 from torch import nn
 
-from hint_plugin.archs import hmha_arch, ops, qkcu_arch
+from hint_plugin.archs import hmha_arch, layers, ops, qkcu_arch
 from hint_plugin.archs.hint_arch import HINT
 from hint_plugin.archs.hmha_arch import HMHA
-from hint_plugin.archs.ops import channel_mix, normalize_tokens, permute_channels, recompute_in_backward
+from hint_plugin.archs.ops import channel_mix, normalize_tokens, permute_channels, pointwise_convs_of_recomputed
 
 
 @pytest.mark.parametrize('bias', [True, False])
@@ -25,19 +25,76 @@ def test_channel_mix_is_the_conv1d_forward_and_backward(bias, channel_dim):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
-def test_recompute_in_backward_gives_the_stretch_and_its_gradients():
+def plain_pointwise_convs(function, inputs, params, convs):
+    """The expression :func:`pointwise_convs_of_recomputed` stands for."""
+    hidden = function(*inputs)
+    return [torch.nn.functional.conv2d(hidden, weight, bias) for weight, bias in convs]
+
+
+@pytest.mark.parametrize('bias', [True, False])
+def test_pointwise_convs_of_recomputed_equal_the_plain_expression_forward_and_backward(bias):
     torch.manual_seed(0)
-    a = torch.randn(2, 8, dtype=torch.float64, requires_grad=True)
-    b = torch.randn(2, 8, dtype=torch.float64, requires_grad=True)
+    norm = nn.GroupNorm(1, 6).double()  # a stretch with parameters of its own
+    convs = [nn.Conv2d(6, c, 1, bias=bias).double() for c in (4, 5)]
+    x = torch.randn(2, 6, 5, 7, dtype=torch.float64).contiguous(memory_format=torch.channels_last).requires_grad_()
+    y = torch.randn(2, 6, 5, 7, dtype=torch.float64)  # an input that takes no gradient
 
-    def stretch(x, y):
-        return torch.nn.functional.gelu(x) * y
+    def stretch(a, b):
+        return torch.nn.functional.gelu(norm(a)) * b
 
-    ours, plain = recompute_in_backward(stretch, a, b), stretch(a, b)
-    assert torch.equal(ours, plain)
-    grad = torch.randn(2, 8, dtype=torch.float64)
-    for x, y in zip(torch.autograd.grad(ours, (a, b), grad), torch.autograd.grad(plain, (a, b), grad)):
-        assert torch.equal(x, y)
+    pairs = [(conv.weight, conv.bias) for conv in convs]
+    leaves = [x, *norm.parameters(), *(t for conv in convs for t in conv.parameters())]
+    grads = [torch.randn(2, c, 5, 7, dtype=torch.float64) for c in (4, 5)]
+    results = {}
+    for name, device in (('ours', pointwise_convs_of_recomputed), ('plain', plain_pointwise_convs)):
+        outputs = device(stretch, (x, y), list(norm.parameters()), pairs)
+        results[name] = outputs, torch.autograd.grad(outputs, leaves, grads)
+    for a, b in zip(results['ours'][0] + list(results['ours'][1]), results['plain'][0] + list(results['plain'][1])):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_pointwise_convs_of_recomputed_keep_only_their_inputs():
+    # the point of the device: the stretch's output (C_hidden channels) is not kept for the backward pass
+    x = torch.randn(1, 4, 8, 8, requires_grad=True)
+    weight = torch.randn(3, 16, 1, 1, requires_grad=True)
+
+    def widen(a):
+        return torch.cat([a.exp()] * 4, dim=1)
+
+    for device, kept in ((pointwise_convs_of_recomputed, {(1, 4, 8, 8), (3, 16, 1, 1)}),
+                         (plain_pointwise_convs, {(1, 4, 8, 8), (1, 16, 8, 8), (3, 16, 1, 1)})):
+        shapes = set()
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: shapes.add(tuple(t.shape)) or t, lambda t: t):
+            device(widen, (x, ), [], [(weight, None)])[0].sum().backward()
+        assert shapes == kept, device.__name__
+
+
+def test_pointwise_convs_of_recomputed_under_bf16_autocast_follow_the_plain_expression():
+    torch.manual_seed(0)
+    norm = nn.LayerNorm(8)
+    weight = torch.randn(6, 8, 1, 1, requires_grad=True)
+    x = torch.randn(1, 8, 4, 4, requires_grad=True)
+
+    def stretch(a):
+        return norm(a.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+    results = []
+    for device in (pointwise_convs_of_recomputed, plain_pointwise_convs):
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            out, = device(stretch, (x, ), list(norm.parameters()), [(weight, None)])
+        results.append((out, torch.autograd.grad(out.float().square().sum(), [x, weight, norm.weight])))
+    (ours, ours_grads), (plain, plain_grads) = results
+    assert ours.dtype == plain.dtype == torch.bfloat16 and torch.equal(ours, plain)
+    for a, b in zip(ours_grads, plain_grads):
+        assert a.dtype == b.dtype
+        torch.testing.assert_close(a, b, rtol=2e-2, atol=2e-2)
+
+
+def test_pointwise_convs_of_recomputed_refuse_a_second_derivative():
+    x = torch.randn(1, 2, 3, 3, dtype=torch.float64, requires_grad=True)
+    out, = pointwise_convs_of_recomputed(torch.tanh, (x, ), [], [(torch.ones(1, 2, 1, 1, dtype=torch.float64), None)])
+    with pytest.raises(RuntimeError, match='no second derivative'):
+        torch.autograd.grad(out.sum(), x, create_graph=True)
 
 
 def test_token_normalization_gradient_is_f_normalize_gradient():
@@ -62,15 +119,16 @@ def test_channel_permutation_gradient_passes_gradcheck(images_with_own_order):
 
 @pytest.mark.parametrize('variant', ['official', 'refined'])
 def test_network_gradients_equal_those_of_the_plain_formulas(tiny_config, variant, monkeypatch):
-    # the hand-written backward passes against autograd through F.normalize and torch.gather, float64
+    # the hand-written backward passes against autograd through F.normalize, torch.gather and the plain
+    # normalisation / gate before each 1x1 convolution, float64
     torch.manual_seed(0)
     net = HINT(**tiny_config, variant=variant).double()
     image = torch.rand(2, 3, 16, 24, dtype=torch.float64)
     backward_calls = []
-    for function in (ops._TokenNormalization, ops._ChannelPermutation):
+    for function in (ops._TokenNormalization, ops._ChannelPermutation, ops._PointwiseConvsOfRecomputed):
         monkeypatch.setattr(function, 'backward', staticmethod(
-            lambda ctx, grad, backward=function.backward, name=function.__name__:
-            backward_calls.append(name) or backward(ctx, grad)))
+            lambda ctx, *grads, backward=function.backward, name=function.__name__:
+            backward_calls.append(name) or backward(ctx, *grads)))
 
     def gradients():
         net.zero_grad()
@@ -81,7 +139,10 @@ def test_network_gradients_equal_those_of_the_plain_formulas(tiny_config, varian
     # every attention block's normalisation and re-ordering, and refined's restored order, went through them
     blocks = sum(isinstance(m, HMHA) for m in net.modules())
     permutations = blocks * (2 if variant == 'refined' else 1)
-    assert sorted(backward_calls) == ['_ChannelPermutation'] * permutations + ['_TokenNormalization'] * blocks
+    # two per attention (norm before qkv, cache gate before project_out), two per FFN (norm, gate)
+    ffns = sum(isinstance(m, layers.GatedDconvFeedForward) for m in net.modules())
+    assert sorted(backward_calls) == (['_ChannelPermutation'] * permutations + ['_PointwiseConvsOfRecomputed'] * 2
+                                      * (blocks + ffns) + ['_TokenNormalization'] * blocks)
 
     def gather(t, order):
         return torch.gather(t, -1, order[:, None].expand(t.shape[0], t.shape[1], -1))
@@ -89,6 +150,8 @@ def test_network_gradients_equal_those_of_the_plain_formulas(tiny_config, varian
     monkeypatch.setattr(hmha_arch, 'normalize_tokens', lambda t: torch.nn.functional.normalize(t, dim=1))
     monkeypatch.setattr(hmha_arch, 'permute_channels', gather)
     monkeypatch.setattr(qkcu_arch, 'permute_channels', gather)
+    monkeypatch.setattr(hmha_arch, 'pointwise_convs_of_recomputed', plain_pointwise_convs)
+    monkeypatch.setattr(layers, 'pointwise_convs_of_recomputed', plain_pointwise_convs)
     backward_calls.clear()
     plain = gradients()
     assert backward_calls == []
