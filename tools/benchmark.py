@@ -18,10 +18,11 @@ step counts as 3 forward passes: see :func:`_count_flops`).
 
 Timing and memory of training steps and inference, each measured in a fresh process.
 
-A training step is forward + L1 loss + backward + AdamW step on random data; inference is one forward pass
+A training step is forward + L1 loss + backward + AdamW step on random data (AdamW as the measured code's training
+builds it: fused for this package, PyTorch's default loop for the reference); inference is one forward pass
 under ``torch.inference_mode``. Each measurement runs ``warmup`` untimed repetitions, then reports the median
 of ``repeat`` timed ones (and the fastest, the better estimate on a machine whose cores are shared), and the
-process's peak resident memory (CPU) or the peak CUDA allocation (GPU).
+process's peak resident memory (CPU: its own ``VmHWM``) or the peak CUDA allocation (GPU).
 With ``profile``, one more step runs under ``torch.profiler`` and the result gains the operators that took the
 most time (self time, summed per operator) and the share of the convolutions (forward and backward).
 
@@ -96,6 +97,19 @@ def _matmul_peak(device, repeat=5, size=2048):
         _synchronize(device)
         best = min(best, time.perf_counter() - start)
     return 2 * size**3 / best / 1e9
+
+
+def _peak_rss_gb():
+    """This process's peak resident memory: Linux's ``VmHWM``, which starts afresh with the process image.
+
+    (``getrusage``'s ``ru_maxrss``, the fallback elsewhere, survives ``exec``: a measuring process would start
+    from the peak of the process that launched it.)
+    """
+    try:
+        with open('/proc/self/status', encoding='ascii') as status:
+            return next(int(line.split()[1]) for line in status if line.startswith('VmHWM:')) * 1024 / 1e9
+    except (OSError, StopIteration, ValueError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
 
 
 def _load_by_path(name, path):
@@ -188,6 +202,24 @@ def _retain_freed_memory(spec):
     return allocator.retain_freed_memory()
 
 
+def _optimizer(spec, net):
+    """AdamW as a training run of the measured code builds it: the plugin's choice of implementation
+    (:mod:`hint_plugin.utils.optimizers`, where that version has it), PyTorch's default for the reference."""
+    if not spec.get('reference'):
+        try:
+            from hint_plugin.utils.optimizers import build_optimizer
+        except ImportError:  # a revision from before the choice
+            pass
+        else:
+            return build_optimizer('AdamW', net.parameters(), 1e-4)
+    return torch.optim.AdamW(net.parameters(), lr=1e-4)
+
+
+def _implementation(optimizer):
+    """'fused', 'foreach' or 'loop': which of PyTorch's AdamW implementations ``optimizer`` runs."""
+    return 'fused' if optimizer.defaults.get('fused') else 'foreach' if optimizer.defaults.get('foreach') else 'loop'
+
+
 def _synchronize(device):
     if device.type == 'cuda':
         torch.cuda.synchronize(device)
@@ -215,7 +247,8 @@ def _measure(spec):
     if spec['mode'] == 'train':
         net.train()
         gt = torch.rand_like(lq[:, :3])
-        optimizer = torch.optim.AdamW(net.parameters(), lr=1e-4)
+        optimizer = _optimizer(spec, net)
+        spec['optimizer'] = _implementation(optimizer)
 
         def step():
             optimizer.zero_grad(set_to_none=True)
@@ -246,7 +279,7 @@ def _measure(spec):
         result['peak_cuda_gb'] = torch.cuda.max_memory_allocated(device) / 1e9
         result['device_name'] = torch.cuda.get_device_name(device)
     else:
-        result['peak_rss_gb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+        result['peak_rss_gb'] = _peak_rss_gb()
         result['device_name'] = platform.processor() or platform.machine()
     if not spec.get('compile'):
         passes = 3 if spec['mode'] == 'train' else 1  # forward, then gradients of inputs and of weights
@@ -340,7 +373,7 @@ def profile_lines(result):
 def table(results):
     """A Markdown table of :func:`benchmark` results."""
     columns = ['round', 'code', 'mode', 'size', 'batch', 'device', 'dtype', 'variant', 'ckpt', 'ch-last', 'compile',
-               'freed kept', 'median s', 'min s', 'peak GB', 'GFLOP/step', 'GFLOP/s', 'of matmul peak']
+               'freed kept', 'AdamW', 'median s', 'min s', 'peak GB', 'GFLOP/step', 'GFLOP/s', 'of matmul peak']
     lines = ['| ' + ' | '.join(columns) + ' |', '|' + '---|' * len(columns)]
     for r in results:
         peak = r.get('peak_cuda_gb', r.get('peak_rss_gb'))
@@ -352,7 +385,8 @@ def table(results):
                      f"{'-' if reference else r.get('variant') or 'yaml'} | "
                      f"{'-' if reference else bool(r.get('use_checkpoint'))} | "
                      f"{'-' if reference else r.get('channels_last', True) is not False} | {bool(r.get('compile'))} | "
-                     f"{r['retain_freed_memory']} | {r['median_s']:.3f} | {r['min_s']:.3f} | {peak:.2f} | {flops} |")
+                     f"{r['retain_freed_memory']} | {r.get('optimizer', '-')} | {r['median_s']:.3f} | {r['min_s']:.3f} | "
+                     f"{peak:.2f} | {flops} |")
     return '\n'.join(lines)
 
 

@@ -32,6 +32,7 @@ from hint_plugin.models.grad_scaling import build_grad_scaler, grad_scaler_optio
 from hint_plugin.models.lr_scheduler import CosineAnnealingRestartCyclicLR
 from hint_plugin.utils.checkpoint import (atomic_save, first_nonfinite, global_rng_states, load_weights,
                                           random_state, restore_global_rng_states, set_random_state)
+from hint_plugin.utils.optimizers import build_optimizer
 from hint_plugin.utils.options import check_network_options
 from hint_plugin.utils.resume import state_identity
 from hint_plugin.utils.tiling import TILE_MERGES, restore, restore_average
@@ -206,12 +207,14 @@ class HINTModel(SRModel):
         self.progressive = dict(zip(keys, given))
 
     def get_optimizer(self, optim_type, params, lr, **kwargs):
-        """Any ``torch.optim`` optimizer by class name (``Adam``, ``AdamW`` ...), with its keywords."""
+        """Any ``torch.optim`` optimizer by class name (``Adam``, ``AdamW`` ...), with its keywords; Adam and
+        AdamW are PyTorch's fused implementation unless ``fused`` or ``foreach`` is given
+        (:mod:`hint_plugin.utils.optimizers`)."""
         optimizer_class = getattr(torch.optim, optim_type, None)
         if not (isinstance(optimizer_class, type) and issubclass(optimizer_class, torch.optim.Optimizer)):
             raise OptionsError(f'train.optim_g.type: {optim_type!r} is not a torch.optim optimizer '
                                 '(e.g. Adam, AdamW, SGD)')
-        return optimizer_class(params, lr, **kwargs)
+        return build_optimizer(optim_type, params, lr, **kwargs)
 
     def setup_schedulers(self):
         """BasicSR's schedulers plus ``CosineAnnealingRestartCyclicLR``."""

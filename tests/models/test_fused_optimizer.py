@@ -1,9 +1,10 @@
-"""``train.optim_g: {fused: true}`` / ``{foreach: true}``: PyTorch's fused and multi-tensor AdamW through the
-model, plain or under the fp16 scaler, stepping as the per-parameter loop does and resuming."""
+"""AdamW through the model: fused unless ``train.optim_g`` chooses (``fused: false``, ``foreach: true``); fused and
+multi-tensor AdamW, plain or under the fp16 scaler, step as the per-parameter loop does and resume."""
 import pytest
 import torch
 from basicsr.models import build_model
 
+from hint_plugin.utils.optimizers import build_optimizer, optimizer_keywords
 from tests.models.test_grad_scaling import train
 from tests.models.test_robust_training import model_options, parameters
 
@@ -40,3 +41,19 @@ def test_fused_and_foreach_adamw_step_as_the_loop_does_and_resume(tmp_path, impl
     train(other, [2])
     train(resumed, [2])
     assert all(torch.equal(value, parameters(resumed)[name]) for name, value in parameters(other).items())
+
+
+@pytest.mark.parametrize('implementation, fused, foreach', [({}, True, None), ({'fused': False}, False, None),
+                                                           ({'foreach': True}, None, True)])
+def test_adamw_is_fused_unless_the_options_choose(tmp_path, implementation, fused, foreach):
+    model = adamw_model(tmp_path, implementation)
+    assert model.optimizer_g.defaults['fused'] is fused and model.optimizer_g.defaults['foreach'] is foreach
+
+
+def test_fused_only_for_adam_and_adamw_on_fused_devices():
+    parameters = [torch.nn.Parameter(torch.zeros(2))]
+    assert optimizer_keywords('AdamW', parameters, {'lr': 1}) == {'lr': 1, 'fused': True}
+    assert optimizer_keywords('Adam', [{'params': parameters}], {}) == {'fused': True}
+    assert optimizer_keywords('SGD', parameters, {}) == {}
+    assert optimizer_keywords('AdamW', [torch.nn.Parameter(torch.zeros(2, device='meta'))], {}) == {}
+    assert build_optimizer('AdamW', iter(parameters), 1e-3).defaults['fused'] is True
