@@ -21,6 +21,7 @@ in-process A/B runs; docs/benchmarks.md has the current tables):
 * :func:`in_float32`: not for speed but for range: reductions over all tokens run in at least float32 under
   half-precision inference (a float16 sum of 65536 squares overflows); a no-op in float32 and float64.
 """
+import contextlib
 import functools
 
 import torch
@@ -57,6 +58,13 @@ class RecomputesStretches:
     recompute_stretches = True
 
 
+_CONVOLUTION_BACKWARD = torch.ops.aten.convolution_backward.default
+
+
+def _as(tensor, dtype):
+    return tensor if tensor.dtype == dtype else tensor.to(dtype)
+
+
 class _PointwiseConvsOfRecomputed(torch.autograd.Function):
     """:func:`pointwise_convs_of_recomputed`: keeps ``inputs`` and the weights, recomputes the hidden tensor.
 
@@ -85,7 +93,8 @@ class _PointwiseConvsOfRecomputed(torch.autograd.Function):
         params = saved[ctx.num_inputs:ctx.num_inputs + ctx.num_params]
         weights = saved[ctx.num_inputs + ctx.num_params:]
         device, autocast_enabled, autocast_dtype = ctx.autocast
-        with torch.enable_grad(), torch.autocast(device, dtype=autocast_dtype, enabled=autocast_enabled):
+        autocast = torch.autocast(device, dtype=autocast_dtype) if autocast_enabled else contextlib.nullcontext()
+        with torch.enable_grad(), autocast:
             hidden = ctx.function(*inputs)
         grad_hidden, conv_grads = None, []
         for weight, with_bias, grad in zip(weights, ctx.with_bias, grads):
@@ -93,13 +102,13 @@ class _PointwiseConvsOfRecomputed(torch.autograd.Function):
                 conv_grads += [None, None]
                 continue
             dtype = grad.dtype  # the convolution's compute dtype (a half one under autocast)
-            grad_input, grad_weight, grad_bias = torch.ops.aten.convolution_backward(
-                grad, hidden.detach().to(dtype), weight.to(dtype), [weight.shape[0]] if with_bias else None,
+            grad_input, grad_weight, grad_bias = _CONVOLUTION_BACKWARD(
+                grad, _as(hidden.detach(), dtype), _as(weight, dtype), [weight.shape[0]] if with_bias else None,
                 [1, 1], [0, 0], [1, 1], False, [0, 0], 1, [True, True, with_bias])
             grad_hidden = grad_input if grad_hidden is None else grad_hidden + grad_input
-            conv_grads += [grad_weight.to(weight.dtype), grad_bias.to(weight.dtype) if with_bias else None]
+            conv_grads += [_as(grad_weight, weight.dtype), _as(grad_bias, weight.dtype) if with_bias else None]
         wanted = [t for t in (*inputs, *params) if t.requires_grad]
-        found = iter(torch.autograd.grad(hidden, wanted, grad_hidden.to(hidden.dtype), allow_unused=True)
+        found = iter(torch.autograd.grad(hidden, wanted, _as(grad_hidden, hidden.dtype), allow_unused=True)
                      if wanted and grad_hidden is not None else [None] * len(wanted))
         input_grads = [next(found) if t.requires_grad else None for t in (*inputs, *params)]
         return (None, None, None, *input_grads, *conv_grads)
