@@ -89,22 +89,45 @@ def final_weights(root, name):
     return torch.load(root / 'experiments' / name / 'models' / 'net_g_latest.pth', weights_only=True)['params']
 
 
+ELASTIC_TOTAL_ITER = 12
+
+
+def elastic_options(root, data, name):
+    """Two ranks of batch 1, 12 iterations (patch stage 2 from iteration 6), a state every 2, validation at 6
+    and 12: the options of every run below; written to ``root/<name>.yml``."""
+    opt = train_options(name, data, total_iter=ELASTIC_TOTAL_ITER, save_every=2)
+    opt['datasets']['train'].update(batch_size_per_gpu=1, mini_batch_sizes=[1, 1], iters=[5, 1000])
+    opt['val']['val_freq'] = 6
+    return write_yaml(root / f'{name}.yml', opt)
+
+
+@pytest.fixture(scope='module')
+def elastic_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp('elastic_data')
+    return {'train': make_paired_lmdbs(root, 'train', 6, 32, 0), 'val': make_paired_lmdbs(root, 'val', 2, 24, 1)}
+
+
+@pytest.fixture(scope='module')
+def uninterrupted_weights(tmp_path_factory, elastic_data):
+    """The final weights of one torchrun with two workers that nothing interrupts (the reference of both tests
+    below: the same command and options as their runs)."""
+    root = tmp_path_factory.mktemp('straight')
+    straight = subprocess.run(torchrun(elastic_options(root, elastic_data, 'straight'), free_port(), max_restarts=0),
+                              cwd=root, capture_output=True, text=True, timeout=180, env=SUBPROCESS_ENV)
+    assert straight.returncode == 0, straight.stdout[-3000:] + straight.stderr[-3000:]
+    assert 'World size (gpu number): 2' in straight.stdout + straight.stderr
+    return final_weights(root, 'straight')
+
+
 @pytest.mark.slow
-def test_torchrun_restarts_a_killed_worker_and_ends_as_an_uninterrupted_run(tmp_path):
+def test_torchrun_restarts_a_killed_worker_and_ends_as_an_uninterrupted_run(tmp_path, elastic_data,
+                                                                            uninterrupted_weights):
     """Two workers, 12 iterations, a state every 2; rank 1 is killed once 2.state exists. The agent restarts
     both, the group re-forms on the same agent store and resumes from the newest state."""
-    data = {'train': make_paired_lmdbs(tmp_path, 'train', 6, 32, 0),
-            'val': make_paired_lmdbs(tmp_path, 'val', 2, 24, 1)}
-    total = 12
-
-    def options(name):
-        opt = train_options(name, data, total_iter=total, save_every=2)
-        opt['datasets']['train'].update(batch_size_per_gpu=1, mini_batch_sizes=[1, 1], iters=[5, 1000])
-        opt['val']['val_freq'] = 6
-        return write_yaml(tmp_path / f'{name}.yml', opt)
-
+    total = ELASTIC_TOTAL_ITER
     states = tmp_path / 'experiments' / 'killed' / 'training_states'
-    process = subprocess.Popen(torchrun(options('killed'), free_port(), max_restarts=1), cwd=tmp_path,
+    process = subprocess.Popen(torchrun(elastic_options(tmp_path, elastic_data, 'killed'), free_port(),
+                                        max_restarts=1), cwd=tmp_path,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=SUBPROCESS_ENV)
     try:
         deadline = time.time() + 120
@@ -128,10 +151,7 @@ def test_torchrun_restarts_a_killed_worker_and_ends_as_an_uninterrupted_run(tmp_
     restart = len(iters) - 1 - iters[::-1].index(resumed_at[0] + 1)
     assert iters[restart:] == list(range(resumed_at[0] + 1, total + 1))
 
-    straight = subprocess.run(torchrun(options('straight'), free_port(), max_restarts=0), cwd=tmp_path,
-                              capture_output=True, text=True, timeout=180, env=SUBPROCESS_ENV)
-    assert straight.returncode == 0, straight.stdout[-3000:] + straight.stderr[-3000:]
-    expected, found = final_weights(tmp_path, 'straight'), final_weights(tmp_path, 'killed')
+    expected, found = uninterrupted_weights, final_weights(tmp_path, 'killed')
     assert expected.keys() == found.keys()
     assert all(torch.equal(expected[k], found[k]) for k in expected)
 
@@ -145,18 +165,10 @@ def node_command(opt_path, port, node_rank):
 
 
 @pytest.mark.slow
-def test_two_nodes_with_a_c10d_rendezvous_train_as_one_two_process_run(tmp_path):
+def test_two_nodes_with_a_c10d_rendezvous_train_as_one_two_process_run(tmp_path, elastic_data, uninterrupted_weights):
     """Two torchrun commands (``--nnodes 2``, one worker each) form one group of two: their weights are those
     of one torchrun with two workers, bit for bit."""
-    data = {'train': make_paired_lmdbs(tmp_path, 'train', 6, 32, 0),
-            'val': make_paired_lmdbs(tmp_path, 'val', 2, 24, 1)}
-
-    def options(name):
-        opt = train_options(name, data, total_iter=6, save_every=3)
-        opt['datasets']['train'].update(batch_size_per_gpu=1, mini_batch_sizes=[1, 1])
-        return write_yaml(tmp_path / f'{name}.yml', opt)
-
-    port, nodes_opt = free_port(), options('nodes')
+    port, nodes_opt = free_port(), elastic_options(tmp_path, elastic_data, 'nodes')
     nodes = [subprocess.Popen(node_command(nodes_opt, port, rank), cwd=tmp_path, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True, env=SUBPROCESS_ENV) for rank in (0, 1)]
     try:
@@ -167,8 +179,5 @@ def test_two_nodes_with_a_c10d_rendezvous_train_as_one_two_process_run(tmp_path)
                 node.kill()
     assert [node.returncode for node in nodes] == [0, 0], '\n'.join(out[-3000:] for out in outs)
     assert 'World size (gpu number): 2' in ''.join(outs)
-    one = subprocess.run(torchrun(options('one'), free_port(), max_restarts=0), cwd=tmp_path, capture_output=True,
-                         text=True, timeout=180, env=SUBPROCESS_ENV)
-    assert one.returncode == 0, one.stdout[-3000:] + one.stderr[-3000:]
-    expected, found = final_weights(tmp_path, 'one'), final_weights(tmp_path, 'nodes')
+    expected, found = uninterrupted_weights, final_weights(tmp_path, 'nodes')
     assert expected.keys() == found.keys() and all(torch.equal(expected[k], found[k]) for k in expected)
