@@ -3,9 +3,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from hint_plugin.archs.hint_arch import HINT
+from tools import convert_weights
 from hint_plugin.utils.safetensors_io import read_network_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -25,15 +27,17 @@ def test_converts_with_detected_config_and_with_an_option_file(tmp_path, tiny_co
 
     config = tmp_path / 'net.yml'
     config.write_text('network_g:\n  type: HINT\n  dim: 8\n  num_blocks: [1, 1, 1, 1]\n  num_refinement_blocks: 1\n')
-    result = run(source, tmp_path / 'named.safetensors', '--config', config)
-    assert result.returncode == 0, result.stderr
+    # the same command line through main() in this process (the run above covers the script's own start)
+    assert convert_weights.main([str(source), str(tmp_path / 'named.safetensors'), '--config', str(config)]) == 0
     assert read_network_config(tmp_path / 'named.safetensors')['num_blocks'] == [1, 1, 1, 1]
 
 
-def test_refusals_exit_2_with_one_line(tmp_path):
+def test_refusals_exit_2_with_one_line(tmp_path, capsys):
     source = tmp_path / 'other.pth'
     torch.save({'conv.weight': torch.zeros(4, 3, 3, 3)}, source)
     result = run(source, tmp_path / 'other.safetensors')
     assert result.returncode == 2 and result.stderr.startswith('error: ') and 'patch_embed' in result.stderr
-    result = run(source, tmp_path / 'other.pth2')
-    assert result.returncode == 2 and 'must end in .safetensors' in result.stderr
+    with pytest.raises(SystemExit) as exit_info:  # argparse's refusal, through main() in this process
+        convert_weights.main([str(source), str(tmp_path / 'other.pth2')])
+    assert exit_info.value.code == 2 and 'must end in .safetensors' in capsys.readouterr().err
+    assert not (tmp_path / 'other.pth2').exists()
