@@ -105,41 +105,45 @@ def test_bad_accum_iter_is_named(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------- under DDP
-def ddp_worker(rank, world_size, init_file, accum_iter, root):
-    """One rank: a float64 tiny HINT under DDP (gloo), two steps on its own batches; reports its weights,
-    gradients and how many all-reduces DDP's communication hook ran, in ``root/result<rank>.pt``."""
+def ddp_worker(rank, world_size, init_file, accum_iters, root):
+    """One rank: for each ``accum_iter`` in turn, a float64 tiny HINT under DDP (gloo), built afresh (same seed),
+    two steps on its own batches; reports its weights, gradients and how many all-reduces DDP's communication
+    hook ran, in ``root/result<rank>_accum<accum_iter>.pt``. One process group serves every run."""
     torch.set_num_threads(1)
     dist.init_process_group('gloo', init_method=f'file://{init_file}', rank=rank, world_size=world_size)
     try:
-        options = refined_options(root / f'rank{rank}', accum_iter=accum_iter)
-        options.update(dist=True, rank=rank, world_size=world_size)
-        model = float64_model(options)
-        assert isinstance(model.net_g, torch.nn.parallel.DistributedDataParallel)
-        all_reduces = []
+        for accum_iter in accum_iters:
+            options = refined_options(root / f'rank{rank}_accum{accum_iter}', accum_iter=accum_iter)
+            options.update(dist=True, rank=rank, world_size=world_size)
+            model = float64_model(options)
+            assert isinstance(model.net_g, torch.nn.parallel.DistributedDataParallel)
+            assert model.accum_iter == accum_iter
+            all_reduces = []
 
-        def counting_hook(state, bucket):
-            all_reduces.append(bucket.index())
-            return default_hooks.allreduce_hook(None, bucket)
+            def counting_hook(state, bucket, all_reduces=all_reduces):
+                all_reduces.append(bucket.index())
+                return default_hooks.allreduce_hook(None, bucket)
 
-        model.net_g.register_comm_hook(None, counting_hook)
-        for iteration, data in enumerate(float64_batches(2, seed=10 + rank), start=1):
-            model.feed_data(data)
-            model.optimize_parameters(iteration)
-        torch.save((parameters(model), gradients(model), len(all_reduces)), root / f'result{rank}.pt')
+            model.net_g.register_comm_hook(None, counting_hook)
+            for iteration, data in enumerate(float64_batches(2, seed=10 + rank), start=1):
+                model.feed_data(data)
+                model.optimize_parameters(iteration)
+            torch.save((parameters(model), gradients(model), len(all_reduces)),
+                       root / f'result{rank}_accum{accum_iter}.pt')
     finally:
         dist.destroy_process_group()
 
 
-def train_under_ddp(tmp_path, accum_iter, world_size=2, timeout=240):
-    """Spawn ``world_size`` :func:`ddp_worker` processes; their results by rank."""
-    root = tmp_path / f'accum{accum_iter}'
+def train_under_ddp(tmp_path, accum_iters, world_size=2, timeout=240):
+    """Spawn ``world_size`` :func:`ddp_worker` processes; their results by ``accum_iter``, then by rank."""
+    root = tmp_path / 'ddp'
     root.mkdir()
     context = mp.get_context('spawn')
     old = os.environ.get('OMP_NUM_THREADS')
     os.environ['OMP_NUM_THREADS'] = '1'  # the spawned interpreters read it at start
     processes = []
     try:
-        processes = [context.Process(target=ddp_worker, args=(rank, world_size, str(root / 'init'), accum_iter,
+        processes = [context.Process(target=ddp_worker, args=(rank, world_size, str(root / 'init'), accum_iters,
                                                              root)) for rank in range(world_size)]
         for process in processes:
             process.start()
@@ -157,12 +161,14 @@ def train_under_ddp(tmp_path, accum_iter, world_size=2, timeout=240):
             os.environ.pop('OMP_NUM_THREADS')
         else:
             os.environ['OMP_NUM_THREADS'] = old
-    return {rank: torch.load(root / f'result{rank}.pt', weights_only=True) for rank in range(world_size)}
+    return {accum_iter: {rank: torch.load(root / f'result{rank}_accum{accum_iter}.pt', weights_only=True)
+                         for rank in range(world_size)} for accum_iter in accum_iters}
 
 
-@pytest.mark.slow  # two spawned interpreters per run, twice: about 20 s
+@pytest.mark.slow  # two spawned interpreters, each training the large batch then the accumulated one
 def test_accumulation_under_ddp_equals_the_large_batch_and_all_reduces_once_per_step(tmp_path):
-    large, accumulated = train_under_ddp(tmp_path, 1), train_under_ddp(tmp_path, 3)
+    runs = train_under_ddp(tmp_path, (1, 3))
+    large, accumulated = runs[1], runs[3]
     for rank in (0, 1):
         weights, grads, reductions = accumulated[rank]
         assert_equal_in_float64(large[rank][0], weights)
