@@ -26,8 +26,8 @@ What the export does besides calling the exporter (the exported function is the 
     * The TorchScript exporter refuses ``F.adaptive_avg_pool2d`` to a size that does not divide the input
       (HINT pools its ``(C, C)`` inter-layer cache to head sizes 1:2:2:3 of C, e.g. 384 to 144). While
       exporting with it, :func:`exportable_ops` replaces that function by its definition in basic operations,
-      :func:`adaptive_avg_pool2d`; nothing else of the network changes. (HMHA's channel correlation is written
-      in basic operations in the network itself, :func:`hint_plugin.archs.hmha_arch.channel_correlation`.)
+      :func:`adaptive_avg_pool2d`; nothing else of the network changes. (HMHA's channel order is written
+      in basic operations in the network itself, :func:`hint_plugin.archs.hmha_arch.mean_channel_correlation`.)
 
 Limits
     * Height and width are dynamic, any size from 1 up (the output is named like the input, ``height`` x

@@ -6,29 +6,23 @@
     python tools/benchmark.py --mode train --reference ../HINT --rounds 3   # against the authors' code
     python tools/benchmark.py --revision 22ff68d --rounds 2                 # against another commit
 
-With ``--reference`` (the authors' ``HINT_arch.py``, or a checkout of their repository) or ``--revision`` (a git
-revision of this repository, exported to a temporary folder), that network is measured too, by this version's
-timing code with the same allocator setting, alternating with this tree's round by round (ABBA order); the
-summary gives this tree's time and peak memory as a ratio of the other's.
+With --reference (the authors' HINT_arch.py itself, or the root of a checkout of their repository) or --revision
+(a git revision of this repository, exported to a temporary folder), that network is measured too, by this
+version's timing code with the same allocator setting, alternating with this tree's round by round (ABBA order);
+the summary gives this tree's time and peak memory as a ratio of the other's. The reference takes only the
+network_g keys its own HINT() accepts (the ones it does not take are listed), and --variant, --use-checkpoint
+and --no-channels-last apply to this tree only.
 
-Each measurement also counts the floating-point operations of one step (``torch.utils.flop_counter``:
-convolutions and matrix products) and times a large fp32 matrix product in the same
-process, so that it reports the achieved GFLOP/s and its fraction of this machine's matmul peak (a training
-step counts as 3 forward passes: see :func:`_count_flops`).
-
-Timing and memory of training steps and inference, each measured in a fresh process.
-
-A training step is forward + L1 loss + backward + AdamW step on random data (AdamW as the measured code's training
-builds it: fused for this package, PyTorch's default loop for the reference); inference is one forward pass
-under ``torch.inference_mode``. Each measurement runs ``warmup`` untimed repetitions, then reports the median
-of ``repeat`` timed ones (and the fastest, the better estimate on a machine whose cores are shared), and the
-process's peak resident memory (CPU: its own ``VmHWM``) or the peak CUDA allocation (GPU).
-With ``profile``, one more step runs under ``torch.profiler`` and the result gains the operators that took the
-most time (self time, summed per operator) and the share of the convolutions (forward and backward).
-
-With ``source`` (a directory holding another version of this package, e.g. :func:`export_revision`'s), the
-network is that version's ``HINT``: the measurement then runs in a fresh interpreter with that directory first
-on its path, so the same timing code compares two implementations on the same machine in the same minute.
+A training step is forward + L1 loss + backward + AdamW step on random data; AdamW is built as each code's
+training builds it (--adamw own: fused for this package, PyTorch's per-parameter loop for the reference), or the
+same for both (--adamw loop | fused). Inference is one forward pass under torch.inference_mode. Each
+measurement runs in a fresh process: --warmup untimed steps, then the median of --repeat timed ones (and the
+fastest, the better estimate on a machine whose cores are shared), and the process's own peak resident memory
+(Linux VmHWM) or the peak CUDA allocation. It also counts the floating-point operations of a step
+(convolutions and matrix products, by torch.utils.flop_counter; a training step counts as 3 forward passes) and
+times fp32 2048 x 2048 matrix products in the same process: the table gives the achieved GFLOP/s and its share
+of that matmul peak. With --profile N, one more step runs under torch.profiler and its N costliest operators
+(self time) are listed.
 """
 import argparse
 import importlib.util
@@ -51,6 +45,7 @@ import torch
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
+REFERENCE_IMPORTS = ('einops', 'sklearn')  # what the authors' HINT_arch.py imports beyond torch
 DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp64': torch.float64}
 CONVOLUTION_OPS = ('convolution', 'conv2d', 'mkldnn_convolution', 'cudnn_convolution', 'convolution_backward')
 
@@ -131,6 +126,9 @@ def reference_file(path):
     path = Path(path)
     if path.is_dir():
         path = path / 'basicsr' / 'models' / 'archs' / 'HINT_arch.py'
+    if path.is_file() and path.suffix != '.py':
+        raise ValueError(f'{path} is not a Python file: --reference takes the authors\' HINT_arch.py or the root '
+                         'of a checkout of their repository (joshyZhou/HINT)')
     if not path.is_file():
         raise ValueError(f'{path} does not exist: --reference takes the authors\' HINT_arch.py or the root of a '
                          'checkout of their repository (joshyZhou/HINT)')
@@ -140,10 +138,15 @@ def reference_file(path):
 def load_reference(path):
     """The module of the authors' ``HINT_arch.py`` at ``path``; a missing import names what installs it."""
     try:
-        return _load_by_path('_hint_reference_arch', path)
+        module = _load_by_path('_hint_reference_arch', path)
     except ModuleNotFoundError as error:
-        raise ModuleNotFoundError(f'{path} imports {error.name!r}, which is not installed: pip install -r '
-                                  f'{Path(REPO) / "requirements" / "reference.txt"}', name=error.name) from error
+        advice = (f'pip install -r {Path(REPO) / "requirements" / "reference.txt"}'
+                  if error.name.split('.')[0] in REFERENCE_IMPORTS else 'is it the authors\' HINT_arch.py?')
+        raise ModuleNotFoundError(f'{path} imports {error.name!r}, which is not installed: {advice}',
+                                  name=error.name) from error
+    if not isinstance(getattr(module, 'HINT', None), type):
+        raise ValueError(f'{path} defines no HINT class: --reference takes the authors\' HINT_arch.py')
+    return module
 
 
 def _build_reference(spec):
@@ -160,6 +163,7 @@ def _build_reference(spec):
         with open(spec['opt'], encoding='utf-8') as file:
             network = dict(yaml.safe_load(file)['network_g'])
     accepted = inspect.signature(module.HINT).parameters
+    spec['dropped_keys'] = [key for key in network if key not in accepted and key != 'type']
     return module.HINT(**{key: value for key, value in network.items() if key in accepted})
 
 
@@ -202,9 +206,25 @@ def _retain_freed_memory(spec):
     return allocator.retain_freed_memory()
 
 
+def _built_settings(net):
+    """The variant, ``use_checkpoint`` and channels-last setting ``net`` was built with (this package's HINT)."""
+    if not hasattr(net, 'use_checkpoint'):  # the reference
+        return {}
+    rules = [module.rule for module in net.modules() if hasattr(module, 'rule')]
+    try:
+        from hint_plugin.archs.qkcu_arch import VARIANTS
+        variant = next((name for name, rule in VARIANTS.items() if rules and rule == rules[0]), '-')
+    except ImportError:
+        variant = '-'
+    return {'built_variant': variant, 'built_use_checkpoint': bool(net.use_checkpoint),
+            'built_channels_last': getattr(net, 'memory_format', None) == torch.channels_last}
+
+
 def _optimizer(spec, net):
     """AdamW as a training run of the measured code builds it: the plugin's choice of implementation
     (:mod:`hint_plugin.utils.optimizers`, where that version has it), PyTorch's default for the reference."""
+    if spec.get('adamw') in ('loop', 'fused'):
+        return torch.optim.AdamW(net.parameters(), lr=1e-4, foreach=False, fused=spec['adamw'] == 'fused')
     if not spec.get('reference'):
         try:
             from hint_plugin.utils.optimizers import build_optimizer
@@ -238,6 +258,7 @@ def _measure(spec):
         net = net.double()
     # bf16 runs under autocast (weights stay fp32, as in mixed-precision training)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if dtype == torch.bfloat16 else nullcontext()
+    spec = dict(spec, **_built_settings(net))
     model = torch.compile(net) if spec.get('compile') else net
     height, width = spec['size']
     channels = net.patch_embed.proj.in_channels
@@ -373,21 +394,26 @@ def profile_lines(result):
 def table(results):
     """A Markdown table of :func:`benchmark` results."""
     columns = ['round', 'code', 'mode', 'size', 'batch', 'device', 'dtype', 'variant', 'ckpt', 'ch-last', 'compile',
-               'freed kept', 'AdamW', 'median s', 'min s', 'peak GB', 'GFLOP/step', 'GFLOP/s', 'of matmul peak']
+               'freed kept', 'AdamW', 'median s', 'min s', 'peak GB', 'GFLOP/step', 'GFLOP/s', 'of matmul peak GFLOP/s']
     lines = ['| ' + ' | '.join(columns) + ' |', '|' + '---|' * len(columns)]
     for r in results:
         peak = r.get('peak_cuda_gb', r.get('peak_rss_gb'))
-        flops = (f"{r['gflop_per_step']:.1f} | {r['gflops']:.1f} | {100 * r['peak_fraction']:.0f}% of "
+        flops = (f"{r['gflop_per_step']:.3g} | {r['gflops']:.3g} | {100 * r['peak_fraction']:.0f}% of "
                  f"{r['matmul_peak_gflops']:.0f}") if 'gflops' in r else '- | - | -'
-        reference = r.get('reference')
         lines.append(f"| {r.get('round', 1)} | {r.get('code') or 'this tree'} | {r['mode']} | "
                      f"{r['size'][0]}x{r['size'][1]} | {r['batch']} | {r['device']} | {r['dtype']} | "
-                     f"{'-' if reference else r.get('variant') or 'yaml'} | "
-                     f"{'-' if reference else bool(r.get('use_checkpoint'))} | "
-                     f"{'-' if reference else r.get('channels_last', True) is not False} | {bool(r.get('compile'))} | "
+                     f"{r.get('built_variant', '-')} | {r.get('built_use_checkpoint', '-')} | "
+                     f"{r.get('built_channels_last', '-')} | {bool(r.get('compile'))} | "
                      f"{r['retain_freed_memory']} | {r.get('optimizer', '-')} | {r['median_s']:.3f} | {r['min_s']:.3f} | "
                      f"{peak:.2f} | {flops} |")
     return '\n'.join(lines)
+
+
+LEGEND = """variant, ckpt (use_checkpoint), ch-last: as the measured network was built ('-': not this package's HINT).
+freed kept: freed memory kept in the process (hint_plugin/utils/allocator.py). peak GB: the process's own peak.
+GFLOP/step: convolution and matrix-product FLOPs of one step (training: 3 forward passes); GFLOP/s: over the
+median time; of matmul peak: that rate as a share of fp32 2048 x 2048 matrix products timed in the same process.
+'this tree' is the working tree, uncommitted edits included."""
 
 
 def comparison_lines(results):
@@ -404,10 +430,13 @@ def comparison_lines(results):
             m_ours, m_theirs = (statistics.median(r.get('peak_cuda_gb', r.get('peak_rss_gb')) for r in side)
                                 for side in (ours, theirs))
             rounds = ' / '.join(f"{a['median_s'] / b['median_s']:.2f}" for a, b in zip(ours, theirs))
+            optimizers = {side[0].get('optimizer') for side in (ours, theirs)}
+            adamw = (f"; AdamW {ours[0]['optimizer']} against {theirs[0]['optimizer']} (--adamw loop or fused: the same "
+                     'for both)') if len(optimizers) > 1 else ''
             lines.append(f'{mode} {ours[0]["size"][0]}x{ours[0]["size"][1]}: this tree / {other}: time '
                          f'{t_ours / t_theirs:.2f}x ({t_ours:.3f} s against {t_theirs:.3f} s, medians of '
                          f'{len(ours)} and {len(theirs)} rounds; round by round {rounds}), peak memory '
-                         f'{m_ours / m_theirs:.2f}x ({m_ours:.2f} GB against {m_theirs:.2f} GB)')
+                         f'{m_ours / m_theirs:.2f}x ({m_ours:.2f} GB against {m_theirs:.2f} GB){adamw}')
     return lines
 
 
@@ -436,6 +465,9 @@ def main(argv=None):
     parser.add_argument('--rounds', type=int, default=1,
                         help='with --reference or --revision: measure this tree and the other code this many times, '
                         'alternating (ABBA), each in a fresh process')
+    parser.add_argument('--adamw', choices=['own', 'loop', 'fused'], default='own',
+                        help='AdamW as each code\'s training builds it (own: fused here, the loop for the reference) '
+                        'or the same implementation for both')
     parser.add_argument('--profile', type=int, default=0, metavar='N',
                         help='profile one more step and list the N operators that took the most time')
     parser.add_argument('--reference', metavar='PATH',
@@ -485,10 +517,13 @@ def run(args, source, revision, reference):
                     opt=osp.abspath(args.opt) if args.opt else None,
                     variant=args.variant, use_checkpoint=args.use_checkpoint or None,
                     channels_last=False if args.no_channels_last else None, compile=args.compile,
-                    threads=args.threads, profile=args.profile, system_malloc=args.system_malloc,
+                    threads=args.threads, profile=args.profile, system_malloc=args.system_malloc, adamw=args.adamw,
                     round=round_index + 1, **contender))
     results = benchmark(specs)
     print(table(results))
+    print('\n' + LEGEND)
+    for dropped in dict.fromkeys(tuple(r['dropped_keys']) for r in results if r.get('dropped_keys')):
+        print(f"\nthe reference's HINT() does not take network_g's {', '.join(dropped)}: not applied to it")
     comparisons = comparison_lines(results)
     if comparisons:
         print('\n' + '\n'.join(comparisons))

@@ -36,9 +36,10 @@ def mean_channel_correlation(tokens):
 
     Without the ``(C, C)`` matrix: with ``x`` the centred tokens and ``s`` their standard deviations, row ``i``
     of the correlation matrix sums to ``(x^T (x s^-1))_i / ((N - 1) s_i)``, two matrix-vector products
-    (``O(N C)``) instead of a matrix product (``O(N C^2)``): the attention block 0.9x (CPU, C = 96 at 128x128).
-    The only difference is the clipping of each correlation to [-1, 1], which there changes values at rounding
-    level only.
+    (``O(N C)``) instead of a matrix product (``O(N C^2)``): 4.1 -> 2.5 ms for 16384 tokens of 96 channels, 3.5 ->
+    0.36 ms for 4096 of 192 (2-core CPU). The only difference is the clipping of each correlation to [-1, 1],
+    which there changes values at rounding level only. A constant channel gives NaN, as in the matrix (its order
+    among the channels is then arbitrary, as the reference's).
     """
     count = tokens.shape[1]
     centred = tokens - tokens.sum(dim=1, keepdim=True) / count
@@ -114,7 +115,7 @@ class HMHA(CarriesCache, RecomputesStretches, QKCU):
         b, c, h, w = x.shape
         if cache is None:
             cache = self.start_cache(x, c)
-        norm = norm or nn.Identity()
+        norm = nn.Identity() if norm is None else norm
         qkv_conv = [(self.qkv.weight, self.qkv.bias)]
         if self.recompute_stretches:
             qkv, = pointwise_convs_of_recomputed(norm, (x, ), list(norm.parameters()), qkv_conv)
@@ -130,6 +131,7 @@ class HMHA(CarriesCache, RecomputesStretches, QKCU):
         self.keep_cache(cache)
 
         def gated(heads, q, k):  # (B, N, C) tokens -> (B, C, H, W), channels-last
+            # the intra-layer cache is q + k detached, as the authors' (no gradient flows through the cache)
             return self.gate_output(heads, (q + k).detach(), order).view(b, h, w, c).permute(0, 3, 1, 2)
 
         out_conv = [(self.project_out.weight, self.project_out.bias)]

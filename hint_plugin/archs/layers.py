@@ -98,7 +98,7 @@ class GatedDconvFeedForward(RecomputesStretches, nn.Module):
                                                                                        groups=groups)
 
     def forward(self, x, norm=None):
-        norm = norm or nn.Identity()
+        norm = nn.Identity() if norm is None else norm
         if not self.recompute_stretches:
             normalized = norm(x)
             x1, x2 = (F.conv2d(normalized, weight, bias) for weight, bias in self._halves(self.project_in))

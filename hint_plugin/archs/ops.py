@@ -1,20 +1,26 @@
-"""Speed devices of HINT's architecture: each computes exactly what a plain PyTorch expression computes, faster
-or in less memory, and is tested against that expression, forward and backward (tests/archs/test_ops.py).
+"""Speed devices of HINT's architecture: each computes what a plain PyTorch expression computes (to rounding),
+faster or in less memory, and is tested against that expression, forward and backward (tests/archs/test_ops.py).
+(``hmha_arch.mean_channel_correlation`` is one more, tested in tests/archs/test_hint_arch.py.)
 
 Measured on the project's 2-core CPU machine (AMD EPYC, fp32, default configuration, ``tools/benchmark.py`` and
 in-process A/B runs; docs/benchmarks.md has the current tables):
 
 * :func:`pointwise_convs_of_recomputed` / :class:`RecomputesStretches`: the cheap, memory-hungry stretches
   before each 1x1 convolution (the LayerNorms, the FFN's depthwise gate, the intra-layer cache gate) are
-  recomputed in the backward pass, the convolutions are not: training peak memory of a 128x128 step
-  3.44 -> 2.89 GB against checkpointing the gates alone (which itself took 4.46 -> 3.45 GB for about 15% of
-  the step's time). Plain expression: ``conv(stretch(x))``.
+  recomputed in the backward pass, the convolutions are not: a 128x128 training step peaks at 2.78 GB, against
+  4.21 GB with nothing recomputed, for a few percent more time (within the benchmark's run-to-run noise;
+  docs/benchmarks.md). Plain expression:
+  ``[F.conv2d(stretch(*inputs), w, b) for w, b in convs]``.
 * :func:`channel_mix`: a kernel-1 ``nn.Conv1d`` (the cache layers, stored as Conv1d for the released
   checkpoints) over tokens as oneDNN's 1x1 ``conv2d`` of a channels-last view: forward and backward 0.52x of
-  ``F.linear``'s time and 0.41x of Conv1d's (16384 x 96 tokens, 2 threads). Plain expression: ``conv(x)``.
+  ``F.linear``'s time and 0.41x of Conv1d's (16384 x 96 tokens, 2 threads). Plain expression, for ``(B, N, C)``
+  tokens: ``conv(x.transpose(1, 2)).transpose(1, 2)``; for the small ``(B, c, c)`` maps (one matrix product,
+  with no measured gain claimed): ``conv(x)``.
 * :func:`permute_channels`: one gather re-orders q, k and v together (6x faster than three gathers of
   strided thirds; a 256x256 attention block 119 -> 108 ms), and its backward pass is the gather by the inverse
-  order instead of a zero-fill and scatter-add that keeps the input alive. Plain expression: ``torch.gather``.
+  order instead of a zero-fill and scatter-add that keeps the input alive. Plain expression:
+  ``torch.gather(tokens, -1, order[:, None].expand(B, N, C))``, i.e. ``tokens[b, :, order[b]]``; ``order`` must
+  be a permutation (it is: a sort's indices).
 * :func:`normalize_tokens`: the L2 normalisation over tokens with a hand-written backward pass that keeps only
   the output and the norms (four passes instead of ten): attention block forward+backward 0.74x at 128x128.
   Plain expression: ``F.normalize(tokens, dim=1)``.
@@ -125,6 +131,8 @@ def pointwise_convs_of_recomputed(function, inputs, params, convs):
     Without gradients, under ``torch.compile`` (which plans recomputation itself) and under ``torch.jit`` tracing
     (mmengine's complexity count, ONNX export) it is that expression.
     """
+    if any(weight.dim() != 4 or weight.shape[-2:] != (1, 1) for weight, _ in convs):
+        raise ValueError('pointwise_convs_of_recomputed takes 1x1 convolution weights (C_out, C, 1, 1)')
     flat = [tensor for pair in convs for tensor in pair]
     if not torch.is_grad_enabled() or torch.compiler.is_compiling() or torch.jit.is_tracing():
         hidden = function(*inputs)

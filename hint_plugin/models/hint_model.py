@@ -214,7 +214,11 @@ class HINTModel(SRModel):
         if not (isinstance(optimizer_class, type) and issubclass(optimizer_class, torch.optim.Optimizer)):
             raise OptionsError(f'train.optim_g.type: {optim_type!r} is not a torch.optim optimizer '
                                 '(e.g. Adam, AdamW, SGD)')
-        return build_optimizer(optim_type, params, lr, **kwargs)
+        optimizer = build_optimizer(optim_type, params, lr, **kwargs)
+        implementation = ('fused' if optimizer.defaults.get('fused') else
+                          'foreach' if optimizer.defaults.get('foreach') else 'per-parameter loop or PyTorch default')
+        get_root_logger().info(f'Optimizer {optim_type}: {implementation} implementation')
+        return optimizer
 
     def setup_schedulers(self):
         """BasicSR's schedulers plus ``CosineAnnealingRestartCyclicLR``."""

@@ -183,7 +183,13 @@ def optimizer_keys(section, context):
     if not (isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer)):
         raise OptionsError(f'train.optim_g.type = {section.get("type")!r}: not a torch.optim optimizer '
                            '(e.g. Adam, AdamW, SGD)')
-    return signature_keys(optimizer, skip=1, lr=Key(NUMBER, low=0, required=True))
+    if section.get('fused') is True and section.get('foreach') is True:
+        raise OptionsError('train.optim_g: fused and foreach are two implementations; give at most one of them true')
+    schema = signature_keys(optimizer, skip=1, lr=Key(NUMBER, low=0, required=True))
+    for implementation in ('fused', 'foreach'):  # a quoted "false" would be taken as true by torch
+        if schema is not None and implementation in schema:
+            schema[implementation] = Key(BOOL)
+    return schema
 
 
 SCHEDULERS = {}  # type -> (module, class name): the schedulers BasicSR's and HINTModel's setup_schedulers build

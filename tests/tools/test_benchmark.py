@@ -107,22 +107,35 @@ def test_benchmark_runs_the_reference_code_from_a_path_in_alternating_rounds(tmp
     theirs = sorted(r['median_s'] for r in records if r.get('code'))
     line, = [line for line in result.stdout.splitlines() if line.startswith('train 16x16: this tree / reference')]
     assert f'time {sum(ours) / sum(theirs):.2f}x' in line and 'medians of 2 and 2 rounds' in line
-    assert 'peak memory' in line
+    assert 'peak memory' in line and 'AdamW fused against loop' in line
+    # what the network was built with, read off it; the keys the reference does not take, named
+    assert all(r['built_variant'] == 'refined' and r['built_channels_last'] for r in records if not r.get('code'))
+    # (the stand-in is this package's HINT underneath, built NCHW and official: read off it too)
+    assert all(r['built_variant'] == 'official' and not r['built_channels_last'] for r in records if r.get('code'))
+    assert "the reference's HINT() does not take network_g's variant, cache_init: not applied to it" in result.stdout
 
 
 def test_benchmark_names_a_missing_reference_and_its_missing_imports(tmp_path):
     result = run_benchmark('--reference', tmp_path)
     assert result.returncode == 2
     assert 'HINT_arch.py does not exist: --reference takes the authors\' HINT_arch.py' in result.stderr
-    needs = tmp_path / 'HINT_arch.py'
-    needs.write_text('import sklearn_is_not_installed_here\n')
     config = tmp_path / 'net.yml'
     config.write_text(TINY)
-    result = run_benchmark('--reference', needs, '--opt', config, '--mode', 'infer', '--infer-size', 8, 8,
-                           '--repeat', 1, '--threads', 1)
-    assert result.returncode == 2
-    assert "imports 'sklearn_is_not_installed_here', which is not installed: pip install -r" in result.stderr
-    assert 'requirements/reference.txt' in result.stderr
+    for name, text, message in [
+            ('HINT_arch.py', 'from sklearn.no_such_module import KMeans\n',
+             "imports 'sklearn.no_such_module', which is not installed: pip install -r"),
+            ('other_arch.py', 'import no_such_package_here\n',
+             "imports 'no_such_package_here', which is not installed: is it the authors' HINT_arch.py?"),
+            ('arch_util.py', 'import torch\n', 'defines no HINT class'),
+            ('net.yml', TINY, 'is not a Python file')]:
+        path = tmp_path / name
+        if name != 'net.yml':
+            path.write_text(text)
+        result = run_benchmark('--reference', path, '--opt', config, '--mode', 'infer', '--infer-size', 8, 8,
+                               '--repeat', 1, '--threads', 1)
+        assert result.returncode == 2, name
+        assert message in result.stderr, (name, result.stderr[-500:])
+    assert 'requirements/reference.txt' in run_benchmark('--reference', tmp_path / 'HINT_arch.py').stderr
 
 
 def test_benchmark_names_an_unknown_revision():
