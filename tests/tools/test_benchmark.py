@@ -1,5 +1,6 @@
 """tools/benchmark.py on a tiny network: both modes, a table and JSON with the measured fields, another revision,
 the authors' code from a path (a stand-in file here: theirs has no licence and cannot ship)."""
+import importlib.util
 import json
 import subprocess
 import sys
@@ -115,28 +116,36 @@ def test_benchmark_runs_the_reference_code_from_a_path_in_alternating_rounds(tmp
     assert "the reference's HINT() does not take network_g's variant, cache_init: not applied to it" in result.stdout
 
 
-def test_benchmark_names_a_missing_reference_and_its_missing_imports(tmp_path):
-    result = run_benchmark('--reference', tmp_path)
-    assert result.returncode == 2
-    assert 'HINT_arch.py does not exist: --reference takes the authors\' HINT_arch.py' in result.stderr
+def benchmark_tool():
+    """tools/benchmark.py as a module (its refusals come before any measurement: no process needed)."""
+    module_spec = importlib.util.spec_from_file_location('_benchmark_tool', REPO / 'tools' / 'benchmark.py')
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_names_a_missing_reference_and_its_missing_imports(tmp_path, capsys):
+    tool = benchmark_tool()
     config = tmp_path / 'net.yml'
     config.write_text(TINY)
     for name, text, message in [
+            ('missing', None, 'missing does not exist: --reference takes the authors\' HINT_arch.py'),
             ('HINT_arch.py', 'from sklearn.no_such_module import KMeans\n',  # 'sklearn' itself where not installed
-             "which is not installed: pip install -r"),
+             "HINT_arch.py imports 'sklearn"),
             ('other_arch.py', 'import no_such_package_here\n',
              "imports 'no_such_package_here', which is not installed: is it the authors' HINT_arch.py?"),
             ('arch_util.py', 'import torch\n', 'defines no HINT class'),
             ('net.yml', TINY, 'is not a Python file')]:
         path = tmp_path / name
-        if name != 'net.yml':
+        if text is not None and name != 'net.yml':
             path.write_text(text)
-        result = run_benchmark('--reference', path, '--opt', config, '--mode', 'infer', '--infer-size', 8, 8,
-                               '--repeat', 1, '--threads', 1)
-        assert result.returncode == 2, name
-        assert message in result.stderr, (name, result.stderr[-500:])
-    stderr = run_benchmark('--reference', tmp_path / 'HINT_arch.py').stderr
-    assert "HINT_arch.py imports 'sklearn" in stderr and 'requirements/reference.txt' in stderr
+        with pytest.raises(SystemExit) as exit_info:
+            tool.main(['--reference', str(path), '--opt', str(config), '--mode', 'infer'])
+        stderr = capsys.readouterr().err
+        assert exit_info.value.code == 2, name
+        assert message in stderr, (name, stderr[-500:])
+        if name == 'HINT_arch.py':
+            assert 'which is not installed: pip install -r' in stderr and 'requirements/reference.txt' in stderr
 
 
 def test_benchmark_names_an_unknown_revision():
