@@ -63,6 +63,7 @@ def test_benchmark_cli_measures_train_and_infer(tmp_path):
     assert 'in convolutions (forward and backward)' in result.stdout
 
 
+@pytest.mark.slow  # two measuring processes and a git export
 def test_benchmark_measures_another_revision_with_the_same_code(tmp_path):
     config = tmp_path / 'net.yml'
     config.write_text(TINY)
@@ -85,6 +86,7 @@ def test_benchmark_measures_another_revision_with_the_same_code(tmp_path):
     assert not Path(network_file).exists()
 
 
+@pytest.mark.slow  # four measuring processes
 def test_benchmark_runs_the_reference_code_from_a_path_in_alternating_rounds(tmp_path):
     reference = tmp_path / 'their-checkout' / 'basicsr' / 'models' / 'archs' / 'HINT_arch.py'
     reference.parent.mkdir(parents=True)
