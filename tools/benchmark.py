@@ -156,15 +156,23 @@ def _build_reference(spec):
     """
     import inspect
 
-    import yaml
     module = load_reference(spec['reference'])
-    network = {}
-    if spec.get('opt'):
-        with open(spec['opt'], encoding='utf-8') as file:
-            network = dict(yaml.safe_load(file)['network_g'])
+    network = _network_keys(spec)
     accepted = inspect.signature(module.HINT).parameters
-    spec['dropped_keys'] = [key for key in network if key not in accepted and key != 'type']
+    spec['dropped_keys'] = [key for key in network if key not in accepted]
     return module.HINT(**{key: value for key, value in network.items() if key in accepted})
+
+
+def _network_keys(spec):
+    """The keyword arguments of ``opt``'s ``network_g`` (without ``type``); none without ``opt``."""
+    import yaml
+
+    if not spec.get('opt'):
+        return {}
+    with open(spec['opt'], encoding='utf-8') as file:
+        network = dict(yaml.safe_load(file)['network_g'])
+    network.pop('type', None)
+    return network
 
 
 def _build(spec):
@@ -183,16 +191,9 @@ def _build_from_source(spec):
     Only plain keyword arguments are passed (the YAML's ``network_g`` without ``type``, then the non-None
     overrides), so any version of the package builds the same network.
     """
-    import yaml
     from hint_plugin.archs.hint_arch import HINT
 
-    network = {}
-    if spec.get('opt'):
-        with open(spec['opt'], encoding='utf-8') as file:
-            network = dict(yaml.safe_load(file)['network_g'])
-        network.pop('type', None)
-    network.update(_network_overrides(spec))
-    return HINT(**network)
+    return HINT(**_network_keys(spec), **_network_overrides(spec))
 
 
 def _retain_freed_memory(spec):
@@ -210,13 +211,11 @@ def _built_settings(net):
     """The variant, ``use_checkpoint`` and channels-last setting ``net`` was built with (this package's HINT)."""
     if not hasattr(net, 'use_checkpoint'):  # the reference
         return {}
-    rules = [module.rule for module in net.modules() if hasattr(module, 'rule')]
-    try:
-        from hint_plugin.archs.qkcu_arch import VARIANTS
-        variant = next((name for name, rule in VARIANTS.items() if rules and rule == rules[0]), '-')
-    except ImportError:
-        variant = '-'
-    return {'built_variant': variant, 'built_use_checkpoint': bool(net.use_checkpoint),
+    from hint_plugin.archs.qkcu_arch import VARIANTS
+
+    rule = next((module.rule for module in net.modules() if hasattr(module, 'rule')), None)
+    return {'built_variant': next((name for name, known in VARIANTS.items() if known == rule), '-'),
+            'built_use_checkpoint': bool(net.use_checkpoint),
             'built_channels_last': getattr(net, 'memory_format', None) == torch.channels_last}
 
 
@@ -394,7 +393,8 @@ def profile_lines(result):
 def table(results):
     """A Markdown table of :func:`benchmark` results."""
     columns = ['round', 'code', 'mode', 'size', 'batch', 'device', 'dtype', 'variant', 'ckpt', 'ch-last', 'compile',
-               'freed kept', 'AdamW', 'median s', 'min s', 'peak GB', 'GFLOP/step', 'GFLOP/s', 'of matmul peak GFLOP/s']
+               'freed kept', 'AdamW', 'median s', 'min s', 'peak GB', 'GFLOP/step', 'GFLOP/s',
+               'of matmul peak GFLOP/s']
     lines = ['| ' + ' | '.join(columns) + ' |', '|' + '---|' * len(columns)]
     for r in results:
         peak = r.get('peak_cuda_gb', r.get('peak_rss_gb'))
@@ -404,8 +404,8 @@ def table(results):
                      f"{r['size'][0]}x{r['size'][1]} | {r['batch']} | {r['device']} | {r['dtype']} | "
                      f"{r.get('built_variant', '-')} | {r.get('built_use_checkpoint', '-')} | "
                      f"{r.get('built_channels_last', '-')} | {bool(r.get('compile'))} | "
-                     f"{r['retain_freed_memory']} | {r.get('optimizer', '-')} | {r['median_s']:.3f} | {r['min_s']:.3f} | "
-                     f"{peak:.2f} | {flops} |")
+                     f"{r['retain_freed_memory']} | {r.get('optimizer', '-')} | {r['median_s']:.3f} | "
+                     f"{r['min_s']:.3f} | {peak:.2f} | {flops} |")
     return '\n'.join(lines)
 
 
@@ -431,8 +431,8 @@ def comparison_lines(results):
                                 for side in (ours, theirs))
             rounds = ' / '.join(f"{a['median_s'] / b['median_s']:.2f}" for a, b in zip(ours, theirs))
             optimizers = {side[0].get('optimizer') for side in (ours, theirs)}
-            adamw = (f"; AdamW {ours[0]['optimizer']} against {theirs[0]['optimizer']} (--adamw loop or fused: the same "
-                     'for both)') if len(optimizers) > 1 else ''
+            adamw = (f"; AdamW {ours[0]['optimizer']} against {theirs[0]['optimizer']} (--adamw loop or fused: "
+                     'the same for both)') if len(optimizers) > 1 else ''
             lines.append(f'{mode} {ours[0]["size"][0]}x{ours[0]["size"][1]}: this tree / {other}: time '
                          f'{t_ours / t_theirs:.2f}x ({t_ours:.3f} s against {t_theirs:.3f} s, medians of '
                          f'{len(ours)} and {len(theirs)} rounds; round by round {rounds}), peak memory '

@@ -87,23 +87,24 @@ class GatedDconvFeedForward(RecomputesStretches, nn.Module):
     def _halves(conv):
         """``(weight, bias)`` of ``conv``'s first and second halves of output channels."""
         n = conv.out_channels // 2
-        bias = conv.bias
-        return [(conv.weight[:n], None if bias is None else bias[:n]), (conv.weight[n:], None if bias is None else bias[n:])]
+        weight, bias = conv.weight, conv.bias
+        return [(weight[:n], None if bias is None else bias[:n]), (weight[n:], None if bias is None else bias[n:])]
 
     def _gate(self, x1, x2):
         (w1, b1), (w2, b2) = self._halves(self.dwconv)
-        groups = self.dwconv.out_channels // 2  # depthwise: one group per channel
-        padding = self.dwconv.padding
-        return F.gelu(F.conv2d(x1, w1, b1, padding=padding, groups=groups)) * F.conv2d(x2, w2, b2, padding=padding,
-                                                                                       groups=groups)
+        groups, padding = self.dwconv.out_channels // 2, self.dwconv.padding  # depthwise: a group per channel
+        return F.gelu(F.conv2d(x1, w1, b1, padding=padding, groups=groups)) * F.conv2d(
+            x2, w2, b2, padding=padding, groups=groups)
 
     def forward(self, x, norm=None):
-        norm = nn.Identity() if norm is None else norm
+        halves = self._halves(self.project_in)
+        if self.recompute_stretches and norm is not None:
+            x1, x2 = pointwise_convs_of_recomputed(norm, (x, ), list(norm.parameters()), halves)
+        else:
+            normalized = x if norm is None else norm(x)
+            x1, x2 = (F.conv2d(normalized, weight, bias) for weight, bias in halves)
         if not self.recompute_stretches:
-            normalized = norm(x)
-            x1, x2 = (F.conv2d(normalized, weight, bias) for weight, bias in self._halves(self.project_in))
             return self.project_out(self._gate(x1, x2))
-        x1, x2 = pointwise_convs_of_recomputed(norm, (x, ), list(norm.parameters()), self._halves(self.project_in))
         out, = pointwise_convs_of_recomputed(self._gate, (x1, x2), list(self.dwconv.parameters()),
                                              [(self.project_out.weight, self.project_out.bias)])
         return out

@@ -7,13 +7,14 @@ in-process A/B runs; docs/benchmarks.md has the current tables):
 
 * :func:`pointwise_convs_of_recomputed` / :class:`RecomputesStretches`: the cheap, memory-hungry stretches
   before each 1x1 convolution (the LayerNorms, the FFN's depthwise gate, the intra-layer cache gate) are
-  recomputed in the backward pass, the convolutions are not: a 128x128 training step peaks at 2.78 GB, against
-  4.21 GB with nothing recomputed, for a few percent more time (within the benchmark's run-to-run noise;
-  docs/benchmarks.md). Plain expression:
+  recomputed in the backward pass, the convolutions are not: a 128x128 training step peaks at 2.78 GB against
+  3.44 GB when checkpoints recomputed only the gates (``tools/benchmark.py --mode train --revision dbddc77``;
+  time within the run-to-run noise, docs/benchmarks.md). Plain expression:
   ``[F.conv2d(stretch(*inputs), w, b) for w, b in convs]``.
 * :func:`channel_mix`: a kernel-1 ``nn.Conv1d`` (the cache layers, stored as Conv1d for the released
-  checkpoints) over tokens as oneDNN's 1x1 ``conv2d`` of a channels-last view: forward and backward 0.52x of
-  ``F.linear``'s time and 0.41x of Conv1d's (16384 x 96 tokens, 2 threads). Plain expression, for ``(B, N, C)``
+  checkpoints) over tokens as oneDNN's 1x1 ``conv2d`` of a channels-last view: forward and backward 4.2 ms
+  against 11.4 ms for ``F.linear`` and 12.0 ms for Conv1d (16384 x 96 tokens, 2 threads,
+  ``tools/speed_devices.py``). Plain expression, for ``(B, N, C)``
   tokens: ``conv(x.transpose(1, 2)).transpose(1, 2)``; for the small ``(B, c, c)`` maps (one matrix product,
   with no measured gain claimed): ``conv(x)``.
 * :func:`permute_channels`: one gather re-orders q, k and v together (6x faster than three gathers of
@@ -144,8 +145,8 @@ def channel_mix(conv, x, channel_dim):
     """Apply a kernel-1 ``nn.Conv1d`` along ``channel_dim`` (1 or -1) of ``x`` without its generic Conv1d path.
 
     The cache layers are stored as Conv1d for checkpoint compatibility. Along the last axis of ``(B, N, C)``
-    tokens it is a 1x1 ``conv2d`` of the ``(B, C, N, 1)`` channels-last view (oneDNN's kernel: forward and
-    backward 0.52x of ``F.linear``'s, 0.41x of Conv1d's for 16384 x 96 tokens on the 2-core CPU); along axis 1
+    tokens it is a 1x1 ``conv2d`` of the ``(B, C, N, 1)`` channels-last view (oneDNN's kernel, faster than
+    ``F.linear`` and Conv1d: ``tools/speed_devices.py``); along axis 1
     of the small ``(B, c, c)`` maps, one matrix product. Under ``torch.jit`` tracing (mmengine's count, which
     files 2-D convolutions apart) it is ``F.linear``.
     """

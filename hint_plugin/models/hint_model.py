@@ -215,9 +215,8 @@ class HINTModel(SRModel):
             raise OptionsError(f'train.optim_g.type: {optim_type!r} is not a torch.optim optimizer '
                                 '(e.g. Adam, AdamW, SGD)')
         optimizer = build_optimizer(optim_type, params, lr, **kwargs)
-        implementation = ('fused' if optimizer.defaults.get('fused') else
-                          'foreach' if optimizer.defaults.get('foreach') else 'per-parameter loop or PyTorch default')
-        get_root_logger().info(f'Optimizer {optim_type}: {implementation} implementation')
+        get_root_logger().info(f'Optimizer {optim_type}: fused={optimizer.defaults.get("fused")}, '
+                               f'foreach={optimizer.defaults.get("foreach")} (None: PyTorch\'s default)')
         return optimizer
 
     def setup_schedulers(self):

@@ -1,9 +1,9 @@
 """Which implementation of Adam/AdamW a training run gets when its options do not say.
 
 PyTorch's fused Adam/AdamW (one kernel over all parameters, on CPU and CUDA) steps exactly as the per-parameter
-loop does, to float32 rounding (``tests/models/test_fused_optimizer.py``), and faster: measured on the project's
-2-core CPU, one AdamW step over HINT's 24.9 M parameters took 24 ms fused against 80 ms for the loop (PyTorch's
-CPU default) and 90 ms for ``foreach``. So ``HINTModel`` asks for ``fused: true`` unless ``optim_g`` names
+loop does, to float32 rounding (``tests/models/test_fused_optimizer.py``), and faster: on the project's 2-core
+CPU one AdamW step over HINT's 24.9 M parameters took 17 ms fused against 55 ms for the loop (PyTorch's CPU
+default) and 64 ms for ``foreach`` (``tools/speed_devices.py``). So ``HINTModel`` asks for ``fused: true`` unless ``optim_g`` names
 ``fused`` or ``foreach`` itself (``fused: false`` keeps the loop).
 """
 import torch

@@ -1,0 +1,25 @@
+"""tools/speed_devices.py: every device is timed against each alternative it names, in milliseconds."""
+import re
+
+import torch
+
+from tools import speed_devices
+
+
+def test_speed_devices_times_each_device_and_its_alternatives(capsys, monkeypatch):
+    monkeypatch.setattr(speed_devices, 'retain_freed_memory', lambda: None)  # the test process keeps glibc's
+    threads = torch.get_num_threads()
+    try:
+        speed_devices.main(['--repeat', '1', '--threads', '1'])
+    finally:
+        torch.set_num_threads(threads)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith('1 threads')
+    expected = {'channel_mix': ['device', 'linear', 'conv1d'], 'mean channel correlation': ['device', 'matrix'],
+                'channel re-ordering': ['gather', 'index_select', 'indexing'],
+                'AdamW step': ['fused', 'loop', 'foreach']}
+    for title, names in expected.items():
+        found = [line for line in lines if line.startswith(title)]
+        assert found, title
+        for line in found:
+            assert re.findall(r'(\w+) [0-9.]+ ms', line.split(': ', 1)[1]) == names, line

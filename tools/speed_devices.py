@@ -1,0 +1,83 @@
+"""Time HINT's speed devices against the plain expressions they replace (the figures in hint_plugin/archs/ops.py,
+hint_plugin/utils/optimizers.py and docs/benchmarks.md).
+
+    python tools/speed_devices.py               # PyTorch's default threads
+    python tools/speed_devices.py --threads 1
+
+Each line: the median of --repeat timed calls (after 3 untimed ones) of the device and of each alternative, in
+milliseconds, all in this process with the allocator setting of the entry points.
+"""
+import argparse
+import statistics
+import sys
+import time
+from os import path as osp
+
+import torch
+from torch.nn import functional as F
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from hint_plugin.archs.hint_arch import HINT  # noqa: E402
+from hint_plugin.archs.hmha_arch import channel_correlation, mean_channel_correlation  # noqa: E402
+from hint_plugin.archs.ops import _gather_channels, channel_mix  # noqa: E402
+from hint_plugin.utils.allocator import retain_freed_memory  # noqa: E402
+
+
+def median_ms(function, repeat):
+    for _ in range(3):
+        function()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
+
+
+def report(title, repeat, **alternatives):
+    timings = {name: median_ms(function, repeat) for name, function in alternatives.items()}
+    print(f'{title}: ' + ', '.join(f'{name} {ms:.2f} ms' for name, ms in timings.items()))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--threads', type=int, help="torch CPU threads (default: PyTorch's)")
+    parser.add_argument('--repeat', type=int, default=15)
+    args = parser.parse_args(argv)
+    retain_freed_memory()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f'torch {torch.__version__}, {torch.get_num_threads()} threads')
+    torch.manual_seed(0)
+
+    conv = torch.nn.Conv1d(96, 96, kernel_size=1)
+    tokens = torch.randn(1, 16384, 96, requires_grad=True)
+    grad = torch.randn(1, 16384, 96)
+    report('channel_mix, 16384 x 96 tokens, forward + backward', args.repeat,
+           device=lambda: channel_mix(conv, tokens, -1).backward(grad),
+           linear=lambda: F.linear(tokens, conv.weight.squeeze(-1), conv.bias).backward(grad),
+           conv1d=lambda: conv(tokens.transpose(1, 2)).transpose(1, 2).backward(grad))
+
+    for count, channels in ((16384, 96), (4096, 192)):
+        x = torch.randn(1, count, channels)
+        report(f'mean channel correlation, {count} x {channels}', args.repeat,
+               device=lambda x=x: mean_channel_correlation(x),
+               matrix=lambda x=x: channel_correlation(x).mean(dim=2))
+
+    x = torch.randn(1, 16384, 288)
+    order = torch.randperm(288)[None]
+    report('channel re-ordering, 16384 x 288', args.repeat, gather=lambda: _gather_channels(x, order),
+           index_select=lambda: torch.index_select(x, -1, order[0]), indexing=lambda: x[..., order[0]])
+
+    parameters = list(HINT().parameters())
+    for parameter in parameters:
+        parameter.grad = torch.randn_like(parameter)
+    optimizers = {name: torch.optim.AdamW(parameters, lr=1e-4, **keywords) for name, keywords in
+                  (('fused', {'fused': True}), ('loop', {'foreach': False}), ('foreach', {'foreach': True}))}
+    report(f'AdamW step, {sum(p.numel() for p in parameters) / 1e6:.1f} M parameters', args.repeat,
+           **{name: optimizer.step for name, optimizer in optimizers.items()})
+
+
+if __name__ == '__main__':
+    main()
