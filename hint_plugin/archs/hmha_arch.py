@@ -6,6 +6,7 @@ and the output go through QKCU (:mod:`hint_plugin.archs.qkcu_arch`).
 """
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from hint_plugin.archs.ops import (RecomputesStretches, in_float32, normalize_tokens, permute_channels,
                                   pointwise_convs_of_recomputed)
@@ -60,6 +61,11 @@ def channel_order(tokens, rule):
         return torch.sort(similarity, dim=1, descending=True).indices
 
 
+def _first_outputs(conv, count):
+    """``(weight, bias)`` of the first ``count`` output channels of ``conv``."""
+    return conv.weight[:count], None if conv.bias is None else conv.bias[:count]
+
+
 class HMHA(CarriesCache, RecomputesStretches, QKCU):
     """Hierarchical Multi-Head Attention with Query-Key Cache Updating: ``(B, C, H, W) -> (B, C, H, W)``.
 
@@ -96,31 +102,50 @@ class HMHA(CarriesCache, RecomputesStretches, QKCU):
         self._init_cache_modulators(dim, head_ratios, cache_momentum, variant, cache_rounding)
         self.cache_init = resolve_cache_init(variant, cache_init)
 
-    def _sorted_tokens(self, qkv):
-        """``(B, 3C, H, W)`` -> normalised q, k and v tokens ``(B, N, C)`` in channel order, and the order."""
-        b, c3, h, w = qkv.shape
-        # tokens (B, N, 3C): a free view when qkv is channels-last, which the whole attention then keeps
-        tokens = self.qkv_dwconv(qkv).permute(0, 2, 3, 1).reshape(b, h * w, c3)
-        c = c3 // 3
-        order = channel_order(tokens[..., :c], self.rule)
-        # one gather re-orders q, k and v alike: on CPU several times faster than three gathers of strided thirds
-        tokens = permute_channels(tokens, torch.cat([order, order + c, order + 2 * c], dim=1))
-        # one split, whose backward pass is one concatenation (two slices would each zero-fill a 3C gradient)
-        qk, v = tokens.split([2 * c, c], dim=-1)
-        q, k = normalize_tokens(qk).split(c, dim=-1)  # per channel, so q and k together
-        # v copied out so that the re-ordered tokens are not held for the backward pass through it
-        return q, k, v.contiguous(), order
+    def sorts_by_weights(self, batch):
+        """Whether q, k and v come out of the convolutions already in channel order (:meth:`_query_order`):
+        wherever the batch shares one order (not for per-image orders of several images), except under
+        ``torch.jit`` tracing (complexity counts see the network's own operations)."""
+        return not (self.rule.per_image and batch > 1) and not torch.jit.is_tracing()
+
+    def _query_order(self, x, norm):
+        """The channel order ``(1, C)`` of the queries of ``x`` ``(B, C, H, W)``, from q's own convolutions, without
+        gradients (the queries with gradients are computed again, already in that order)."""
+        c = x.shape[1]
+        with torch.no_grad():
+            q = F.conv2d(x if norm is None else norm(x), *_first_outputs(self.qkv, c))
+            q = F.conv2d(q, *_first_outputs(self.qkv_dwconv, c), padding=self.qkv_dwconv.padding, groups=c)
+            return channel_order(q.permute(0, 2, 3, 1).reshape(x.shape[0], -1, c), self.rule)
 
     def forward(self, x, cache=None, norm=None):
         b, c, h, w = x.shape
         if cache is None:
             cache = self.start_cache(x, c)
+        by_weights = self.sorts_by_weights(b)
+        qkv_conv = (self.qkv.weight, self.qkv.bias)
+        dw_conv = (self.qkv_dwconv.weight, self.qkv_dwconv.bias)
+        if by_weights:
+            # the output channels of both convolutions re-ordered instead of the (N, 3C) tokens they give
+            order = self._query_order(x, norm)
+            index = torch.cat([order, order + c, order + 2 * c], dim=1)[0]
+            qkv_conv, dw_conv = ((weight.index_select(0, index), None if bias is None else bias.index_select(0, index))
+                                 for weight, bias in (qkv_conv, dw_conv))
         if self.recompute_stretches and norm is not None:
-            qkv, = pointwise_convs_of_recomputed(norm, (x, ), list(norm.parameters()),
-                                                 [(self.qkv.weight, self.qkv.bias)])
+            qkv, = pointwise_convs_of_recomputed(norm, (x, ), list(norm.parameters()), [qkv_conv])
         else:
-            qkv = self.qkv(x if norm is None else norm(x))
-        q, k, v, order = self._sorted_tokens(qkv)
+            qkv = F.conv2d(x if norm is None else norm(x), *qkv_conv)
+        # tokens (B, N, 3C): a free view when qkv is channels-last, which the whole attention then keeps
+        tokens = F.conv2d(qkv, *dw_conv, padding=self.qkv_dwconv.padding, groups=3 * c)
+        tokens = tokens.permute(0, 2, 3, 1).reshape(b, h * w, 3 * c)
+        if not by_weights:
+            order = channel_order(tokens[..., :c], self.rule)
+            # one gather re-orders q, k and v alike: on CPU several times faster than three gathers of strided thirds
+            tokens = permute_channels(tokens, torch.cat([order, order + c, order + 2 * c], dim=1))
+        # one split, whose backward pass is one concatenation (two slices would each zero-fill a 3C gradient)
+        qk, v = tokens.split([2 * c, c], dim=-1)
+        q, k = normalize_tokens(qk).split(c, dim=-1)  # per channel, so q and k together
+        # v copied out so that the re-ordered tokens are not held for the backward pass through it
+        v = v.contiguous()
         softmax_dtype = torch.promote_types(q.dtype, torch.float32)  # CPU autocast would keep a half dtype
         maps = [  # the softmax in at least float32, its maps in q's dtype
             ((q_i.transpose(1, 2) @ k_i) * self.temperature[i]).softmax(dim=-1, dtype=softmax_dtype).to(q.dtype)

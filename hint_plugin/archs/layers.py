@@ -7,10 +7,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from hint_plugin.archs.ops import RecomputesStretches, pointwise_convs_of_recomputed
+from hint_plugin.archs.ops import RecomputesStretches, pointwise_convs_of_recomputed, zero_pad
 from hint_plugin.errors import OptionsError
 
 LAYER_NORM_TYPES = ('WithBias', 'BiasFree')
+# the FFN computes its hidden width padded to a multiple of this (GatedDconvFeedForward.hidden_multiple)
+HIDDEN_MULTIPLE = 16
 
 
 class _ChannelNormWithBias(nn.Module):
@@ -72,9 +74,12 @@ class GatedDconvFeedForward(RecomputesStretches, nn.Module):
     The two halves ``x1`` and ``x2`` are computed by two convolutions with the halves of the weights (the
     same parameters and products as one convolution and a ``chunk``): in channels-last memory a chunk along the
     channels would give strided halves, slower for the element-wise gate, and its backward pass a concatenation.
+    The hidden width is computed zero-padded to a multiple of :attr:`hidden_multiple` (:func:`zero_pad`;
+    the parameters keep the checkpoint's width).
     While training, the norm's output and the gate's are recomputed in the backward pass instead of kept
     (:func:`~hint_plugin.archs.ops.pointwise_convs_of_recomputed`): the FFN keeps ``x``, ``x1`` and ``x2``.
     """
+    hidden_multiple = HIDDEN_MULTIPLE
 
     def __init__(self, channels, expansion_factor=2.66, bias=False):
         super().__init__()
@@ -83,30 +88,43 @@ class GatedDconvFeedForward(RecomputesStretches, nn.Module):
         self.dwconv = nn.Conv2d(hidden * 2, hidden * 2, kernel_size=3, padding=1, groups=hidden * 2, bias=bias)
         self.project_out = nn.Conv2d(hidden, channels, kernel_size=1, bias=bias)
 
+    def computed_hidden(self):
+        """The hidden width the FFN computes with: ``hidden`` rounded up to a multiple of ``hidden_multiple``,
+        except under ``torch.jit`` tracing (complexity counts and ONNX export see the network as it is)."""
+        hidden = self.project_out.in_channels
+        if torch.jit.is_tracing():
+            return hidden
+        return -(-hidden // self.hidden_multiple) * self.hidden_multiple
+
     @staticmethod
-    def _halves(conv):
-        """``(weight, bias)`` of ``conv``'s first and second halves of output channels."""
+    def _halves(conv, width):
+        """``(weight, bias)`` of ``conv``'s first and second halves of output channels, zero-padded to ``width``."""
         n = conv.out_channels // 2
-        weight, bias = conv.weight, conv.bias
-        return [(weight[:n], None if bias is None else bias[:n]), (weight[n:], None if bias is None else bias[n:])]
+        halves = []
+        for part in (slice(None, n), slice(n, None)):
+            bias = None if conv.bias is None else zero_pad(conv.bias[part], 0, width)
+            halves.append((zero_pad(conv.weight[part], 0, width), bias))
+        return halves
 
     def _gate(self, x1, x2):
-        (w1, b1), (w2, b2) = self._halves(self.dwconv)
-        groups, padding = self.dwconv.out_channels // 2, self.dwconv.padding  # depthwise: a group per channel
-        return F.gelu(F.conv2d(x1, w1, b1, padding=padding, groups=groups)) * F.conv2d(
-            x2, w2, b2, padding=padding, groups=groups)
+        width = x1.shape[1]  # depthwise: a group per (padded) channel
+        (w1, b1), (w2, b2) = self._halves(self.dwconv, width)
+        padding = self.dwconv.padding
+        return F.gelu(F.conv2d(x1, w1, b1, padding=padding, groups=width)) * F.conv2d(
+            x2, w2, b2, padding=padding, groups=width)
 
     def forward(self, x, norm=None):
-        halves = self._halves(self.project_in)
+        width = self.computed_hidden()
+        halves = self._halves(self.project_in, width)
+        out_conv = (zero_pad(self.project_out.weight, 1, width), self.project_out.bias)
         if self.recompute_stretches and norm is not None:
             x1, x2 = pointwise_convs_of_recomputed(norm, (x, ), list(norm.parameters()), halves)
         else:
             normalized = x if norm is None else norm(x)
             x1, x2 = (F.conv2d(normalized, weight, bias) for weight, bias in halves)
         if not self.recompute_stretches:
-            return self.project_out(self._gate(x1, x2))
-        out, = pointwise_convs_of_recomputed(self._gate, (x1, x2), list(self.dwconv.parameters()),
-                                             [(self.project_out.weight, self.project_out.bias)])
+            return F.conv2d(self._gate(x1, x2), *out_conv)
+        out, = pointwise_convs_of_recomputed(self._gate, (x1, x2), list(self.dwconv.parameters()), [out_conv])
         return out
 
 

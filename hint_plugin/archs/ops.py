@@ -22,6 +22,13 @@ in-process A/B runs; docs/benchmarks.md has the current tables):
   order instead of a zero-fill and scatter-add that keeps the input alive. Plain expression:
   ``torch.gather(tokens, -1, order[:, None].expand(B, N, C))``, i.e. ``tokens[b, :, order[b]]``; ``order`` must
   be a permutation (it is: a sort's indices).
+* :func:`zero_pad`: the FFN computes its hidden width zero-padded to a multiple of 16 (255 -> 256 at the
+  default widths; the parameters keep the checkpoint's shapes). Plain expression: the FFN at its own width
+  (``hidden_multiple = 1``); under ``torch.jit`` tracing it is that expression.
+* ``HMHA.sorts_by_weights``: where a batch shares one channel order, the qkv and depthwise weights' output
+  channels are re-ordered (``index_select`` on the weights) instead of gathering the ``(N, 3C)`` tokens
+  forward and backward; the order comes from a gradient-free pass of q's own convolutions. Plain expression:
+  the gather (:func:`permute_channels`), still used for per-image orders of several images and under tracing.
 * :func:`normalize_tokens`: the L2 normalisation over tokens with a hand-written backward pass that keeps only
   the output and the norms (four passes instead of ten): attention block forward+backward 0.74x at 128x128.
   Plain expression: ``F.normalize(tokens, dim=1)``.
@@ -160,6 +167,20 @@ def channel_mix(conv, x, channel_dim):
         return out.permute(0, 2, 3, 1).reshape(batch, count, weight.shape[0])
     out = torch.matmul(weight, x)
     return out if conv.bias is None else out + conv.bias.unsqueeze(-1)
+
+
+def zero_pad(tensor, dim, size):
+    """``tensor`` with zeros appended along ``dim`` up to ``size`` (itself when it has that size already).
+
+    For the FFN's hidden width (:class:`~hint_plugin.archs.layers.GatedDconvFeedForward`): its weights padded
+    with zero rows (the input convolution, the depthwise one) and zero columns (the output convolution) give
+    zero extra channels and the same output, to rounding, while every convolution and element-wise pass runs on
+    a channel count that is a multiple of 16.
+    """
+    extra = size - tensor.shape[dim]
+    if extra == 0:
+        return tensor
+    return F.pad(tensor, [0, 0] * (tensor.dim() - 1 - dim % tensor.dim()) + [0, extra])
 
 
 def _gather_channels(tokens, order):

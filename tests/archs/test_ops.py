@@ -138,7 +138,9 @@ def test_network_gradients_equal_those_of_the_plain_formulas(tiny_config, varian
     ours = gradients()
     # every attention block's normalisation and re-ordering, and refined's restored order, went through them
     blocks = sum(isinstance(m, HMHA) for m in net.modules())
-    permutations = blocks * (2 if variant == 'refined' else 1)
+    # official's batch shares one order, taken by re-ordering the qkv weights (no token permutation); refined's
+    # two images each have their own, gathered, and refined restores the order before the intra-layer gate
+    permutations = blocks * (2 if variant == 'refined' else 0)
     # two per attention (norm before qkv, cache gate before project_out), two per FFN (norm, gate)
     ffns = sum(isinstance(m, layers.GatedDconvFeedForward) for m in net.modules())
     assert sorted(backward_calls) == (['_ChannelPermutation'] * permutations + ['_PointwiseConvsOfRecomputed'] * 2
@@ -165,3 +167,73 @@ def test_token_normalization_refuses_a_second_derivative():
     tokens = torch.randn(1, 5, 4, dtype=torch.float64, requires_grad=True)
     with pytest.raises(RuntimeError, match='no second derivative'):
         torch.autograd.grad(normalize_tokens(tokens).sum(), tokens, create_graph=True)
+
+
+@pytest.mark.parametrize('recompute', [True, False])
+def test_ffn_padded_hidden_width_equals_the_plain_width_forward_and_backward(recompute, monkeypatch):
+    # hidden 42 computed as 48 (zero rows/columns) against 42 computed as 42, with biases, float64
+    torch.manual_seed(0)
+    ffn = layers.GatedDconvFeedForward(16, 2.66, bias=True).double()
+    for p in ffn.parameters():  # non-zero biases: a padded channel must still contribute nothing
+        torch.nn.init.normal_(p)
+    norm = layers.ChannelLayerNorm(16).double()
+    ffn.recompute_stretches = recompute
+    x = torch.randn(2, 16, 6, 5, dtype=torch.float64, requires_grad=True)
+    grad = torch.randn(2, 16, 6, 5, dtype=torch.float64)
+    widths, results = [], []
+    gate = layers.GatedDconvFeedForward._gate
+    monkeypatch.setattr(layers.GatedDconvFeedForward, '_gate',
+                        lambda self, x1, x2: widths.append(x1.shape[1]) or gate(self, x1, x2))
+    for multiple in (16, 1):
+        ffn.hidden_multiple = multiple
+        out = ffn(x, norm=norm)
+        results.append((out, torch.autograd.grad(out, [x, *ffn.parameters(), *norm.parameters()], grad)))
+    assert ffn.project_out.in_channels == 42 and widths[0] == 48 and widths[-1] == 42
+    (padded, padded_grads), (plain, plain_grads) = results
+    torch.testing.assert_close(padded, plain, rtol=1e-12, atol=1e-12)
+    for a, b in zip(padded_grads, plain_grads):
+        assert a.shape == b.shape
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_ffn_is_traced_at_its_own_hidden_width():
+    # complexity counts and ONNX export see the network's own convolutions, not the padded ones
+    ffn = layers.GatedDconvFeedForward(16, 2.66).eval()
+    x = torch.randn(1, 16, 4, 4)
+    traced = torch.jit.trace(ffn, x)
+    assert ffn.computed_hidden() == 48
+    graph = str(traced.graph)
+    assert 'aten::_convolution' in graph and 'pad' not in graph
+    torch.testing.assert_close(traced(x), ffn(x))
+
+
+@pytest.mark.parametrize('variant, batch', [('official', 2), ('refined', 1)])
+def test_qkv_sorted_by_reordered_weights_equals_the_gathered_tokens(variant, batch, monkeypatch):
+    # where the batch shares one channel order, q, k and v come out of re-ordered convolution weights instead of
+    # a gather of the (N, 3C) tokens: the same attention output, cache and gradients, float64
+    torch.manual_seed(0)
+    attention = HMHA(24, bias=True, variant=variant).double()
+    norm = layers.ChannelLayerNorm(24).double()
+    x = torch.randn(batch, 24, 6, 7, dtype=torch.float64, requires_grad=True)
+    cache = torch.rand(1, 16, 16, dtype=torch.float64)
+    gathers = []
+    permute = hmha_arch.permute_channels
+    monkeypatch.setattr(hmha_arch, 'permute_channels', lambda t, order: gathers.append(1) or permute(t, order))
+    results = []
+    for by_weights in (True, False):
+        monkeypatch.setattr(HMHA, 'sorts_by_weights', lambda self, b, by_weights=by_weights: by_weights)
+        gathers.clear()
+        out, new_cache = attention(x, cache, norm=norm)
+        results.append((out, new_cache, torch.autograd.grad(out.square().sum(), [x, *attention.parameters()])))
+        assert len(gathers) == (0 if by_weights else 1)
+    (out_w, cache_w, grads_w), (out_g, cache_g, grads_g) = results
+    torch.testing.assert_close(out_w, out_g, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(cache_w, cache_g, rtol=1e-12, atol=1e-12)
+    for a, b in zip(grads_w, grads_g):
+        torch.testing.assert_close(a, b, rtol=1e-11, atol=1e-12)
+
+
+@pytest.mark.parametrize('variant, batch, by_weights', [('official', 3, True), ('refined', 1, True),
+                                                        ('refined', 2, False)])
+def test_qkv_weights_are_reordered_only_where_the_batch_shares_one_order(variant, batch, by_weights):
+    assert HMHA(16, variant=variant).sorts_by_weights(batch) is by_weights
