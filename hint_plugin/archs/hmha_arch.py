@@ -8,8 +8,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from hint_plugin.archs.ops import (RecomputesStretches, in_float32, normalize_tokens, permute_channels,
-                                  pointwise_convs_of_recomputed)
+from hint_plugin.archs.ops import (RecomputesStretches, head_products, in_float32, normalize_tokens,
+                                  permute_channels, pointwise_convs_of_recomputed)
 from hint_plugin.archs.qkcu_arch import (DEFAULT_CACHE_MOMENTUM, DEFAULT_HEAD_RATIOS, QKCU, CarriesCache,
                                          batch_statistic, resolve_cache_init)
 
@@ -143,20 +143,21 @@ class HMHA(CarriesCache, RecomputesStretches, QKCU):
             tokens = permute_channels(tokens, torch.cat([order, order + c, order + 2 * c], dim=1))
         # one split, whose backward pass is one concatenation (two slices would each zero-fill a 3C gradient)
         qk, v = tokens.split([2 * c, c], dim=-1)
-        q, k = normalize_tokens(qk).split(c, dim=-1)  # per channel, so q and k together
+        qk = normalize_tokens(qk)  # per channel, so q and k together
+        q, k = qk.detach().split(c, dim=-1)  # for the intra-layer cache, which takes no gradient
         # v copied out so that the re-ordered tokens are not held for the backward pass through it
         v = v.contiguous()
         softmax_dtype = torch.promote_types(q.dtype, torch.float32)  # CPU autocast would keep a half dtype
         maps = [  # the softmax in at least float32, its maps in q's dtype
-            ((q_i.transpose(1, 2) @ k_i) * self.temperature[i]).softmax(dim=-1, dtype=softmax_dtype).to(q.dtype)
-            for i, (q_i, k_i) in enumerate(zip(q.split(self.head_channels, -1), k.split(self.head_channels, -1)))
+            (product * self.temperature[i]).softmax(dim=-1, dtype=softmax_dtype).to(q.dtype)
+            for i, product in enumerate(head_products(qk, self.head_channels))
         ]
         heads, cache = self.attend(maps, v.split(self.head_channels, -1), cache)
         self.keep_cache(cache)
 
         def gated(heads, q, k):  # (B, N, C) tokens -> (B, C, H, W), channels-last
-            # the intra-layer cache is q + k detached, as the authors' (no gradient flows through the cache)
-            return self.gate_output(heads, (q + k).detach(), order).view(b, h, w, c).permute(0, 3, 1, 2)
+            # the intra-layer cache is q + k detached (above), as the authors' (no gradient flows through the cache)
+            return self.gate_output(heads, q + k, order).view(b, h, w, c).permute(0, 3, 1, 2)
 
         out_conv = [(self.project_out.weight, self.project_out.bias)]
         if self.recompute_stretches:

@@ -3,11 +3,13 @@ backward, alone and inside the whole network."""
 import pytest
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from hint_plugin.archs import hmha_arch, layers, ops, qkcu_arch
 from hint_plugin.archs.hint_arch import HINT
 from hint_plugin.archs.hmha_arch import HMHA
-from hint_plugin.archs.ops import channel_mix, normalize_tokens, permute_channels, pointwise_convs_of_recomputed
+from hint_plugin.archs.ops import (channel_mix, head_products, normalize_tokens, permute_channels,
+                                  pointwise_convs_of_recomputed)
 
 
 @pytest.mark.parametrize('bias', [True, False])
@@ -109,6 +111,66 @@ def test_token_normalization_gradient_is_f_normalize_gradient():
         torch.testing.assert_close(normalize_tokens(tokens), torch.nn.functional.normalize(tokens, dim=1))
 
 
+def plain_head_products(qk, head_channels):
+    """The expression :func:`head_products` stands for."""
+    q, k = qk.split(qk.shape[-1] // 2, dim=-1)
+    return [q_i.transpose(1, 2) @ k_i for q_i, k_i in zip(q.split(head_channels, -1), k.split(head_channels, -1))]
+
+
+def test_head_products_equal_the_plain_expression_forward_backward_and_second_derivative():
+    generator = torch.Generator().manual_seed(0)
+    sizes = (1, 2, 2, 3)
+    # strided q | k, as in HMHA: the first 2C of (B, N, 3C) tokens
+    tokens = torch.randn(2, 11, 24, generator=generator, dtype=torch.float64, requires_grad=True)
+    grads = [torch.randn(2, c, c, generator=generator, dtype=torch.float64) for c in sizes]
+    results = {}
+    for name, device in (('ours', head_products), ('plain', plain_head_products)):
+        products = device(tokens[..., :16], sizes)
+        gradient, = torch.autograd.grad(products, tokens, grads, create_graph=True)
+        second, = torch.autograd.grad((gradient * gradient).sum(), tokens)
+        results[name] = products, gradient, second
+    for ours, plain in zip(*(results[name] for name in ('ours', 'plain'))):
+        for a, b in zip(ours if isinstance(ours, list) else [ours], plain if isinstance(plain, list) else [plain]):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    # the point of the device: the backward pass concatenates once, row-major pieces only (autograd's own
+    # concatenates the transposed per-head gradients of q, then q | k)
+    def concatenations(device):
+        qk = tokens[..., :16].detach().clone().requires_grad_()
+        products = device(qk, sizes)
+        with CatInputs() as seen:
+            torch.autograd.backward(products, grads)
+        return seen.layouts
+
+    assert concatenations(head_products) == [[True] * 8]
+    plain = concatenations(plain_head_products)
+    assert len(plain) > 1 and not all(all(layouts) for layouts in plain)
+
+
+class CatInputs(TorchDispatchMode):
+    """Records, for every ``aten.cat``, whether each of its inputs is contiguous."""
+
+    def __enter__(self):
+        self.layouts = []
+        return super().__enter__()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func is torch.ops.aten.cat.default:
+            self.layouts.append([t.is_contiguous() for t in args[0]])
+        return func(*args, **(kwargs or {}))
+
+
+def test_head_products_follow_bf16_autocast():
+    torch.manual_seed(0)
+    qk = torch.randn(1, 32, 16, requires_grad=True)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        ours, plain = head_products(qk, (1, 2, 2, 3)), plain_head_products(qk, (1, 2, 2, 3))
+    assert [p.dtype for p in ours] == [p.dtype for p in plain] == [torch.bfloat16] * 4
+    grad_ours, = torch.autograd.grad(sum(p.float().sum() for p in ours), qk)
+    grad_plain, = torch.autograd.grad(sum(p.float().sum() for p in plain), qk)
+    assert grad_ours.dtype == torch.float32
+    torch.testing.assert_close(grad_ours, grad_plain, rtol=2e-2, atol=2e-2)
+
+
 @pytest.mark.parametrize('images_with_own_order', [1, 3])
 def test_channel_permutation_gradient_passes_gradcheck(images_with_own_order):
     generator = torch.Generator().manual_seed(0)
@@ -125,7 +187,8 @@ def test_network_gradients_equal_those_of_the_plain_formulas(tiny_config, varian
     net = HINT(**tiny_config, variant=variant).double()
     image = torch.rand(2, 3, 16, 24, dtype=torch.float64)
     backward_calls = []
-    for function in (ops._TokenNormalization, ops._ChannelPermutation, ops._PointwiseConvsOfRecomputed):
+    for function in (ops._TokenNormalization, ops._ChannelPermutation, ops._PointwiseConvsOfRecomputed,
+                     ops._HeadProducts):
         monkeypatch.setattr(function, 'backward', staticmethod(
             lambda ctx, *grads, backward=function.backward, name=function.__name__:
             backward_calls.append(name) or backward(ctx, *grads)))
@@ -143,14 +206,16 @@ def test_network_gradients_equal_those_of_the_plain_formulas(tiny_config, varian
     permutations = blocks * (2 if variant == 'refined' else 0)
     # two per attention (norm before qkv, cache gate before project_out), two per FFN (norm, gate)
     ffns = sum(isinstance(m, layers.GatedDconvFeedForward) for m in net.modules())
-    assert sorted(backward_calls) == (['_ChannelPermutation'] * permutations + ['_PointwiseConvsOfRecomputed'] * 2
-                                      * (blocks + ffns) + ['_TokenNormalization'] * blocks)
+    expected = (['_ChannelPermutation'] * permutations + ['_PointwiseConvsOfRecomputed'] * 2 * (blocks + ffns)
+                + ['_TokenNormalization', '_HeadProducts'] * blocks)
+    assert sorted(backward_calls) == sorted(expected)
 
     def gather(t, order):
         return torch.gather(t, -1, order[:, None].expand(t.shape[0], t.shape[1], -1))
 
     monkeypatch.setattr(hmha_arch, 'normalize_tokens', lambda t: torch.nn.functional.normalize(t, dim=1))
     monkeypatch.setattr(hmha_arch, 'permute_channels', gather)
+    monkeypatch.setattr(hmha_arch, 'head_products', plain_head_products)
     monkeypatch.setattr(qkcu_arch, 'permute_channels', gather)
     monkeypatch.setattr(hmha_arch, 'pointwise_convs_of_recomputed', plain_pointwise_convs)
     monkeypatch.setattr(layers, 'pointwise_convs_of_recomputed', plain_pointwise_convs)
