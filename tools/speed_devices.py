@@ -18,7 +18,7 @@ from torch.nn import functional as F
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from hint_plugin.archs.hint_arch import HINT  # noqa: E402
+from hint_plugin.archs.hint_arch import HINT, TransformerBlock  # noqa: E402
 from hint_plugin.archs.hmha_arch import channel_correlation, mean_channel_correlation  # noqa: E402
 from hint_plugin.archs.ops import _gather_channels, channel_mix  # noqa: E402
 from hint_plugin.utils.allocator import retain_freed_memory  # noqa: E402
@@ -38,6 +38,51 @@ def median_ms(function, repeat):
 def report(title, repeat, **alternatives):
     timings = {name: median_ms(function, repeat) for name, function in alternatives.items()}
     print(f'{title}: ' + ', '.join(f'{name} {ms:.2f} ms' for name, ms in timings.items()))
+
+
+# HINT's levels at a 128x128 training patch: name, channels, side, attention
+LEVELS = (('encoder_level1', 48, 128, False), ('encoder_level2', 96, 64, False), ('encoder_level3', 192, 32, False),
+          ('latent', 384, 16, True), ('decoder_level3', 192, 32, True), ('decoder_level2', 96, 64, True),
+          ('decoder_level1', 96, 128, True))
+
+
+def kept_megabytes(function):
+    """The tensors autograd keeps for the backward pass of ``function()`` (each storage once), in MB."""
+    storages = {}
+
+    def pack(tensor):
+        storages[tensor.untyped_storage().data_ptr()] = tensor.untyped_storage().nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        function()
+    return sum(storages.values()) / 2**20
+
+
+def recomputation_by_level(repeat):
+    """One block of each level, forward + backward, with its stretches recomputed and kept (default widths)."""
+    for name, channels, side, attention in LEVELS:
+        block = TransformerBlock(channels, 2.66, False, 'WithBias', attention)
+        x = torch.randn(1, channels, side, side).contiguous(memory_format=torch.channels_last).requires_grad_()
+        grad = torch.randn_like(x)
+        cache = torch.zeros(1, 96, 96) if attention else None
+        modules = [m for m in (block.attn, block.ffn) if m is not None]
+
+        def configure(recompute):
+            for module in modules:
+                module.recompute_stretches, module.recompute_min_tokens = recompute, 0
+
+        def step(recompute):
+            configure(recompute)
+            block(x, cache)[0].backward(grad)
+
+        kept = {}
+        for recompute in (True, False):
+            configure(recompute)
+            kept[recompute] = kept_megabytes(lambda: block(x, cache))
+        report(f'recomputation, {name} ({channels} x {side}x{side}), block forward + backward', repeat,
+               recompute=lambda: step(True), plain=lambda: step(False))
+        print(f'  kept for the backward pass: {kept[True]:.1f} MB recomputing, {kept[False]:.1f} MB plain')
 
 
 def main(argv=None):
@@ -69,6 +114,8 @@ def main(argv=None):
     order = torch.randperm(288)[None]
     report('channel re-ordering, 16384 x 288', args.repeat, gather=lambda: _gather_channels(x, order),
            index_select=lambda: torch.index_select(x, -1, order[0]), indexing=lambda: x[..., order[0]])
+
+    recomputation_by_level(args.repeat)
 
     parameters = list(HINT().parameters())
     for parameter in parameters:

@@ -87,9 +87,9 @@ class HMHA(CarriesCache, RecomputesStretches, QKCU):
     cache, ``(1 or B, C', C')`` or ``None`` in the first attention block; the returned one is ``(1 or B, C, C)``;
     ``norm`` (the block's LayerNorm) is applied to ``x`` first.
 
-    While training, the two cheap stretches before the 1x1 convolutions, the norm before ``qkv`` and the
-    intra-layer cache gate before ``project_out``, are recomputed in the backward pass instead of kept
-    (:func:`~hint_plugin.archs.ops.pointwise_convs_of_recomputed`).
+    While training on maps of at least ``recompute_min_tokens`` tokens, the two cheap stretches before the 1x1
+    convolutions, the norm before ``qkv`` and the intra-layer cache gate before ``project_out``, are recomputed in
+    the backward pass instead of kept (:func:`~hint_plugin.archs.ops.pointwise_convs_of_recomputed`).
     """
 
     def __init__(self, dim, bias=False, head_ratios=DEFAULT_HEAD_RATIOS, cache_momentum=DEFAULT_CACHE_MOMENTUM,
@@ -130,7 +130,8 @@ class HMHA(CarriesCache, RecomputesStretches, QKCU):
             index = torch.cat([order, order + c, order + 2 * c], dim=1)[0]
             qkv_conv, dw_conv = ((weight.index_select(0, index), None if bias is None else bias.index_select(0, index))
                                  for weight, bias in (qkv_conv, dw_conv))
-        if self.recompute_stretches and norm is not None:
+        recompute = self.recomputes(x)
+        if recompute and norm is not None:
             qkv, = pointwise_convs_of_recomputed(norm, (x, ), list(norm.parameters()), [qkv_conv])
         else:
             qkv = F.conv2d(x if norm is None else norm(x), *qkv_conv)
@@ -160,7 +161,7 @@ class HMHA(CarriesCache, RecomputesStretches, QKCU):
             return self.gate_output(heads, q + k, order).view(b, h, w, c).permute(0, 3, 1, 2)
 
         out_conv = [(self.project_out.weight, self.project_out.bias)]
-        if self.recompute_stretches:
+        if recompute:
             out, = pointwise_convs_of_recomputed(gated, (heads, q, k), list(self.intra_modulator.parameters()),
                                                  out_conv)
         else:

@@ -76,8 +76,9 @@ class GatedDconvFeedForward(RecomputesStretches, nn.Module):
     channels would give strided halves, slower for the element-wise gate, and its backward pass a concatenation.
     The hidden width is computed zero-padded to a multiple of :attr:`hidden_multiple` (:func:`zero_pad`;
     the parameters keep the checkpoint's width).
-    While training, the norm's output and the gate's are recomputed in the backward pass instead of kept
-    (:func:`~hint_plugin.archs.ops.pointwise_convs_of_recomputed`): the FFN keeps ``x``, ``x1`` and ``x2``.
+    While training on maps of at least ``recompute_min_tokens`` tokens, the norm's output and the gate's are
+    recomputed in the backward pass instead of kept (:func:`~hint_plugin.archs.ops.pointwise_convs_of_recomputed`):
+    the FFN keeps ``x``, ``x1`` and ``x2``.
     """
     hidden_multiple = HIDDEN_MULTIPLE
 
@@ -117,12 +118,13 @@ class GatedDconvFeedForward(RecomputesStretches, nn.Module):
         width = self.computed_hidden()
         halves = self._halves(self.project_in, width)
         out_conv = (zero_pad(self.project_out.weight, 1, width), self.project_out.bias)
-        if self.recompute_stretches and norm is not None:
+        recompute = self.recomputes(x)
+        if recompute and norm is not None:
             x1, x2 = pointwise_convs_of_recomputed(norm, (x, ), list(norm.parameters()), halves)
         else:
             normalized = x if norm is None else norm(x)
             x1, x2 = (F.conv2d(normalized, weight, bias) for weight, bias in halves)
-        if not self.recompute_stretches:
+        if not recompute:
             return F.conv2d(self._gate(x1, x2), *out_conv)
         out, = pointwise_convs_of_recomputed(self._gate, (x1, x2), list(self.dwconv.parameters()), [out_conv])
         return out

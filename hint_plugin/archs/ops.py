@@ -7,9 +7,10 @@ in-process A/B runs; docs/benchmarks.md has the current tables):
 
 * :func:`pointwise_convs_of_recomputed` / :class:`RecomputesStretches`: the cheap, memory-hungry stretches
   before each 1x1 convolution (the LayerNorms, the FFN's depthwise gate, the intra-layer cache gate) are
-  recomputed in the backward pass, the convolutions are not: a 128x128 training step peaks at 2.78 GB against
+  recomputed in the backward pass, the convolutions are not: a 128x128 training step peaked at 2.78 GB against
   3.44 GB when checkpoints recomputed only the gates (``tools/benchmark.py --mode train --revision dbddc77``;
-  time within the run-to-run noise, docs/benchmarks.md). Plain expression:
+  time within the run-to-run noise, docs/benchmarks.md), recomputing at every level; on maps under
+  ``RecomputesStretches.recompute_min_tokens`` tokens it is now left out (3.24 GB, faster). Plain expression:
   ``[F.conv2d(stretch(*inputs), w, b) for w, b in convs]``.
 * :func:`channel_mix`: a kernel-1 ``nn.Conv1d`` (the cache layers, stored as Conv1d for the released
   checkpoints) over tokens as oneDNN's 1x1 ``conv2d`` of a channels-last view: forward and backward 4.2 ms
@@ -69,12 +70,25 @@ def in_float32(function):
 
 class RecomputesStretches:
     """Mixin for modules that recompute their cheap stretches in the backward pass
-    (:func:`pointwise_convs_of_recomputed`).
+    (:func:`pointwise_convs_of_recomputed`), on feature maps large enough for it to pay.
 
     ``recompute_stretches`` is switched off (by HINT's ``use_checkpoint``) when a checkpoint of the whole block
     recomputes them anyway: otherwise they would be computed three times per step instead of two.
+
+    ``recompute_min_tokens``: only maps of at least this many tokens (``H * W`` per image) are recomputed. The
+    recomputation costs its passes and a Python-level backward per stretch at every size, while what it saves
+    grows with the map: without it one block's forward + backward took 80-92% of the time with it at every
+    level of a 128x128 patch, keeping 6-26 MB more per block at 64x64 and below but 35-103 MB more at 128x128
+    (``tools/speed_devices.py``, 2 threads). The default, 128 x 128 (16384 tokens), spends memory where it is
+    cheap: a 128x128 training patch recomputes at full resolution only (a step 0.82x the time for 1.17x the
+    peak memory of recomputing everywhere, ``tools/benchmark.py --mode train --revision 924615a --rounds 3``).
     """
     recompute_stretches = True
+    recompute_min_tokens = 128 * 128
+
+    def recomputes(self, x):
+        """Whether a call on ``x`` ``(B, C, H, W)`` recomputes its stretches."""
+        return self.recompute_stretches and x.shape[-2] * x.shape[-1] >= self.recompute_min_tokens
 
 
 _CONVOLUTION_BACKWARD = torch.ops.aten.convolution_backward.default

@@ -9,6 +9,7 @@ from conftest import FIXTURES, TINY_CONFIG
 from hint_plugin.archs.hint_arch import HINT
 from hint_plugin.archs.hmha_arch import HMHA, channel_correlation, mean_channel_correlation
 from hint_plugin.archs.layers import GatedDconvFeedForward
+from hint_plugin.archs.ops import RecomputesStretches
 from hint_plugin.archs.qkcu_arch import QKCU
 
 
@@ -213,6 +214,7 @@ def test_whole_block_checkpointing_does_not_recompute_the_stretches_inside_again
     calls = []
     gate = GatedDconvFeedForward._gate
     monkeypatch.setattr(GatedDconvFeedForward, '_gate', lambda self, *inputs: calls.append(1) or gate(self, *inputs))
+    monkeypatch.setattr(RecomputesStretches, 'recompute_min_tokens', 0)  # the stretches recomputed at any size
     x = torch.rand(1, 3, 16, 16)
     counts = {}
     for use_checkpoint in (False, True):

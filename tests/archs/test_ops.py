@@ -184,6 +184,7 @@ def test_network_gradients_equal_those_of_the_plain_formulas(tiny_config, varian
     # the hand-written backward passes against autograd through F.normalize, torch.gather and the plain
     # normalisation / gate before each 1x1 convolution, float64
     torch.manual_seed(0)
+    monkeypatch.setattr(ops.RecomputesStretches, 'recompute_min_tokens', 0)  # every block recomputes, at any size
     net = HINT(**tiny_config, variant=variant).double()
     image = torch.rand(2, 3, 16, 24, dtype=torch.float64)
     backward_calls = []
@@ -242,7 +243,7 @@ def test_ffn_padded_hidden_width_equals_the_plain_width_forward_and_backward(rec
     for p in ffn.parameters():  # non-zero biases: a padded channel must still contribute nothing
         torch.nn.init.normal_(p)
     norm = layers.ChannelLayerNorm(16).double()
-    ffn.recompute_stretches = recompute
+    ffn.recompute_stretches, ffn.recompute_min_tokens = recompute, 0
     x = torch.randn(2, 16, 6, 5, dtype=torch.float64, requires_grad=True)
     grad = torch.randn(2, 16, 6, 5, dtype=torch.float64)
     widths, results = [], []
@@ -259,6 +260,36 @@ def test_ffn_padded_hidden_width_equals_the_plain_width_forward_and_backward(rec
     for a, b in zip(padded_grads, plain_grads):
         assert a.shape == b.shape
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_stretches_are_recomputed_only_on_maps_of_at_least_recompute_min_tokens(tiny_config, monkeypatch):
+    torch.manual_seed(0)
+    net = HINT(**tiny_config).double()
+    image = torch.rand(1, 3, 16, 16, dtype=torch.float64)  # levels of 256, 64, 16 and 4 tokens
+    decisions, backward_calls = [], []
+    recomputes = ops.RecomputesStretches.recomputes
+    monkeypatch.setattr(ops.RecomputesStretches, 'recomputes', lambda self, x: decisions.append(
+        (x.shape[-2] * x.shape[-1], recomputes(self, x))) or decisions[-1][1])
+    backward = ops._PointwiseConvsOfRecomputed.backward
+    monkeypatch.setattr(ops._PointwiseConvsOfRecomputed, 'backward', staticmethod(
+        lambda ctx, *grads: backward_calls.append(1) or backward(ctx, *grads)))
+
+    def gradients(min_tokens):
+        monkeypatch.setattr(ops.RecomputesStretches, 'recompute_min_tokens', min_tokens)
+        decisions.clear(), backward_calls.clear()
+        net.zero_grad()
+        net(image).square().mean().backward()
+        return [p.grad.clone() for p in net.parameters() if p.grad is not None]
+
+    threshold = gradients(64)
+    assert {tokens for tokens, _ in decisions} == {256, 64, 16, 4}
+    assert all(recomputed == (tokens >= 64) for tokens, recomputed in decisions)
+    assert len(backward_calls) == 2 * sum(recomputed for _, recomputed in decisions)  # two stretches per module
+    everywhere, nowhere = gradients(0), gradients(10**9)
+    assert backward_calls == []
+    for a, b, c in zip(threshold, everywhere, nowhere):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(a, c, rtol=1e-10, atol=1e-12)
 
 
 def test_ffn_is_traced_at_its_own_hidden_width():

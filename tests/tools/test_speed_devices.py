@@ -17,9 +17,13 @@ def test_speed_devices_times_each_device_and_its_alternatives(capsys, monkeypatc
     assert lines[0].endswith('1 threads')
     expected = {'channel_mix': ['device', 'linear', 'conv1d'], 'mean channel correlation': ['device', 'matrix'],
                 'channel re-ordering': ['gather', 'index_select', 'indexing'],
-                'AdamW step': ['fused', 'loop', 'foreach']}
+                'AdamW step': ['fused', 'loop', 'foreach'], 'recomputation': ['recompute', 'plain']}
     for title, names in expected.items():
         found = [line for line in lines if line.startswith(title)]
         assert found, title
         for line in found:
             assert re.findall(r'(\w+) [0-9.]+ ms', line.split(': ', 1)[1]) == names, line
+    assert len([line for line in lines if line.startswith('recomputation')]) == len(speed_devices.LEVELS)
+    kept = [re.findall(r'([0-9.]+) MB', line) for line in lines if line.startswith('  kept')]
+    assert len(kept) == len(speed_devices.LEVELS)
+    assert all(float(recomputing) < float(plain) for recomputing, plain in kept)  # what recomputing is for
