@@ -1,4 +1,4 @@
-"""Time HINT's training steps and inference, with peak memory; prints a Markdown table, writes JSON.
+"""Time HINT's training steps and inference, with peak memory; prints a Markdown table (and JSON with --json).
 
     python tools/benchmark.py                                   # default HINT: train 128x128, infer 256x256
     python tools/benchmark.py --mode train --train-size 384 384 --use-checkpoint

@@ -2,7 +2,8 @@
 # Multi-process training with torchrun (NCCL on GPUs, gloo on CPU-only machines).
 #   tools/dist_train.sh NUM_PROCESSES options/train/X.yml [BasicSR flags, e.g. --auto_resume]
 # PYTHON picks the interpreter (default: python; torchrun is this module).
-# Multi-node: run the same command on every node with NNODES, NODE_RANK, MASTER_ADDR and MASTER_PORT set.
+# Multi-node (static rendezvous, no restarts): run the same command on every node with NNODES, NODE_RANK,
+# MASTER_ADDR and MASTER_PORT set. With restarts after a lost worker: torchrun with c10d, docs/training.md.
 set -euo pipefail
 NPROC=$1
 OPT=$2

@@ -84,6 +84,10 @@ class HINT(CarriesCache, nn.Module):
             block's inter-layer modulators are skipped). Default ``'zeros'`` (measured: docs/variants.md);
             refined refuses ``carry``, which would couple images across calls.
         use_checkpoint (bool): activation checkpointing of every block while training (less memory, more time).
+        recompute_min_tokens (int): while training without ``use_checkpoint``, the cheap stretches before each 1x1
+            convolution (LayerNorms, gates) are recomputed in the backward pass instead of kept on feature maps of
+            at least this many tokens (``H * W``); default 16384 (128 x 128). 0 recomputes everywhere (least
+            memory), a huge value nowhere (fastest); the output and gradients are the same.
         channels_last (bool): run the features in channels-last memory (faster convolutions and a copy-free
             LayerNorm and attention on CPU); the output is the same function either way.
 
@@ -97,7 +101,7 @@ class HINT(CarriesCache, nn.Module):
                  heads=(1, 2, 4, 8), ffn_expansion_factor=2.66, bias=False, LayerNorm_type='WithBias',
                  dual_pixel_task=False, variant='official', head_ratios=DEFAULT_HEAD_RATIOS,
                  cache_momentum=DEFAULT_CACHE_MOMENTUM, cache_rounding=None, cache_init=None, use_checkpoint=False,
-                 channels_last=True):
+                 channels_last=True, recompute_min_tokens=RecomputesStretches.recompute_min_tokens):
         super().__init__()
         check_int('inp_channels', inp_channels, 1)
         check_int('out_channels', out_channels, 1)
@@ -107,6 +111,7 @@ class HINT(CarriesCache, nn.Module):
                                 f'channels, split in eighths), got {dim}')
         check_int_list('num_blocks', num_blocks, 4, 0)
         check_int('num_refinement_blocks', num_refinement_blocks, 0)
+        check_int('recompute_min_tokens', recompute_min_tokens, 0)
         if not isinstance(heads, (list, tuple)) or len(heads) != 4:
             raise OptionsError(f'heads must be a list of 4 integers (it is accepted and ignored), got {heads!r}')
         if isinstance(ffn_expansion_factor, bool) or not isinstance(ffn_expansion_factor, Real) \
@@ -158,9 +163,10 @@ class HINT(CarriesCache, nn.Module):
         if dual_pixel_task:
             self.skip_conv = nn.Conv2d(dim, dim * 2, kernel_size=1, bias=bias)
         self.output = nn.Conv2d(dim * 2, out_channels, kernel_size=3, padding=1, bias=bias)
-        if use_checkpoint:  # whole blocks are recomputed in the backward pass: no need to recompute within them
-            for module in self.modules():
-                if isinstance(module, RecomputesStretches):
+        for module in self.modules():
+            if isinstance(module, RecomputesStretches):
+                module.recompute_min_tokens = recompute_min_tokens
+                if use_checkpoint:  # whole blocks are recomputed in the backward pass: no need to recompute within
                     module.recompute_stretches = False
 
     @property

@@ -165,5 +165,5 @@ class HMHA(CarriesCache, RecomputesStretches, QKCU):
             out, = pointwise_convs_of_recomputed(gated, (heads, q, k), list(self.intra_modulator.parameters()),
                                                  out_conv)
         else:
-            out = self.project_out(gated(heads, q, k))
+            out = F.conv2d(gated(heads, q, k), *out_conv[0])
         return out, cache

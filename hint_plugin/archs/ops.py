@@ -82,6 +82,7 @@ class RecomputesStretches:
     (``tools/speed_devices.py``, 2 threads). The default, 128 x 128 (16384 tokens), spends memory where it is
     cheap: a 128x128 training patch recomputes at full resolution only (a step 0.82x the time for 1.17x the
     peak memory of recomputing everywhere, ``tools/benchmark.py --mode train --revision 924615a --rounds 3``).
+    HINT sets it on its blocks from its ``recompute_min_tokens`` argument (``network_g`` key).
     """
     recompute_stretches = True
     recompute_min_tokens = 128 * 128

@@ -9,8 +9,8 @@ from conftest import FIXTURES, TINY_CONFIG
 from hint_plugin.archs.hint_arch import HINT
 from hint_plugin.archs.hmha_arch import HMHA, channel_correlation, mean_channel_correlation
 from hint_plugin.archs.layers import GatedDconvFeedForward
-from hint_plugin.archs.ops import RecomputesStretches
 from hint_plugin.archs.qkcu_arch import QKCU
+from hint_plugin.errors import OptionsError
 
 
 def test_official_variant_reproduces_reference_output_in_float64(reference_fixture):
@@ -214,17 +214,27 @@ def test_whole_block_checkpointing_does_not_recompute_the_stretches_inside_again
     calls = []
     gate = GatedDconvFeedForward._gate
     monkeypatch.setattr(GatedDconvFeedForward, '_gate', lambda self, *inputs: calls.append(1) or gate(self, *inputs))
-    monkeypatch.setattr(RecomputesStretches, 'recompute_min_tokens', 0)  # the stretches recomputed at any size
     x = torch.rand(1, 3, 16, 16)
     counts = {}
     for use_checkpoint in (False, True):
         calls.clear()
-        net = HINT(**tiny_config, use_checkpoint=use_checkpoint)
+        net = HINT(**tiny_config, use_checkpoint=use_checkpoint, recompute_min_tokens=0)  # at any size
         blocks = sum(isinstance(m, GatedDconvFeedForward) for m in net.modules())
         net(x).mean().backward()
         counts[use_checkpoint] = len(calls) / blocks
     # forward + one recomputation in backward: by the stretch itself, or by the whole block's checkpoint
     assert counts == {False: 2, True: 2}
+
+
+def test_recompute_min_tokens_reaches_every_block_and_is_checked(tiny_config):
+    net = HINT(**tiny_config, recompute_min_tokens=4096)
+    modules = [m for m in net.modules() if isinstance(m, (HMHA, GatedDconvFeedForward))]
+    assert modules and all(m.recompute_min_tokens == 4096 for m in modules)
+    assert all(m.recompute_min_tokens == 128 * 128 for m in HINT(**tiny_config).modules()
+               if isinstance(m, (HMHA, GatedDconvFeedForward)))
+    for bad in (-1, 2.5, True, '4096'):
+        with pytest.raises(OptionsError, match='recompute_min_tokens must be an integer >= 0'):
+            HINT(**tiny_config, recompute_min_tokens=bad)
 
 
 def test_channel_correlation_is_torch_corrcoef_per_image():

@@ -184,8 +184,7 @@ def test_network_gradients_equal_those_of_the_plain_formulas(tiny_config, varian
     # the hand-written backward passes against autograd through F.normalize, torch.gather and the plain
     # normalisation / gate before each 1x1 convolution, float64
     torch.manual_seed(0)
-    monkeypatch.setattr(ops.RecomputesStretches, 'recompute_min_tokens', 0)  # every block recomputes, at any size
-    net = HINT(**tiny_config, variant=variant).double()
+    net = HINT(**tiny_config, variant=variant, recompute_min_tokens=0).double()  # every block recomputes
     image = torch.rand(2, 3, 16, 24, dtype=torch.float64)
     backward_calls = []
     for function in (ops._TokenNormalization, ops._ChannelPermutation, ops._PointwiseConvsOfRecomputed,
@@ -264,7 +263,7 @@ def test_ffn_padded_hidden_width_equals_the_plain_width_forward_and_backward(rec
 
 def test_stretches_are_recomputed_only_on_maps_of_at_least_recompute_min_tokens(tiny_config, monkeypatch):
     torch.manual_seed(0)
-    net = HINT(**tiny_config).double()
+    weights = HINT(**tiny_config).double().state_dict()
     image = torch.rand(1, 3, 16, 16, dtype=torch.float64)  # levels of 256, 64, 16 and 4 tokens
     decisions, backward_calls = [], []
     recomputes = ops.RecomputesStretches.recomputes
@@ -274,12 +273,12 @@ def test_stretches_are_recomputed_only_on_maps_of_at_least_recompute_min_tokens(
     monkeypatch.setattr(ops._PointwiseConvsOfRecomputed, 'backward', staticmethod(
         lambda ctx, *grads: backward_calls.append(1) or backward(ctx, *grads)))
 
-    def gradients(min_tokens):
-        monkeypatch.setattr(ops.RecomputesStretches, 'recompute_min_tokens', min_tokens)
+    def gradients(min_tokens):  # the same weights, built with network_g's recompute_min_tokens
+        net = HINT(**tiny_config, recompute_min_tokens=min_tokens).double()
+        net.load_state_dict(weights)
         decisions.clear(), backward_calls.clear()
-        net.zero_grad()
         net(image).square().mean().backward()
-        return [p.grad.clone() for p in net.parameters() if p.grad is not None]
+        return [p.grad for p in net.parameters() if p.grad is not None]
 
     threshold = gradients(64)
     assert {tokens for tokens, _ in decisions} == {256, 64, 16, 4}
