@@ -88,8 +88,11 @@ class RecomputesStretches:
     recompute_min_tokens = 128 * 128
 
     def recomputes(self, x):
-        """Whether a call on ``x`` ``(B, C, H, W)`` recomputes its stretches."""
-        return self.recompute_stretches and x.shape[-2] * x.shape[-1] >= self.recompute_min_tokens
+        """Whether a call on ``x`` ``(B, C, H, W)`` recomputes its stretches: only where gradients are recorded
+        (under ``torch.jit`` tracing, for ONNX export and complexity counts, never: nothing to decide there)."""
+        if not self.recompute_stretches or not torch.is_grad_enabled() or torch.jit.is_tracing():
+            return False
+        return x.shape[-2] * x.shape[-1] >= self.recompute_min_tokens
 
 
 _CONVOLUTION_BACKWARD = torch.ops.aten.convolution_backward.default
