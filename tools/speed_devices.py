@@ -18,7 +18,7 @@ from torch.nn import functional as F
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from hint_plugin.archs.hint_arch import HINT, TransformerBlock  # noqa: E402
+from hint_plugin.archs.hint_arch import HINT  # noqa: E402
 from hint_plugin.archs.hmha_arch import channel_correlation, mean_channel_correlation  # noqa: E402
 from hint_plugin.archs.ops import _gather_channels, channel_mix  # noqa: E402
 from hint_plugin.utils.allocator import retain_freed_memory  # noqa: E402
@@ -40,10 +40,9 @@ def report(title, repeat, **alternatives):
     print(f'{title}: ' + ', '.join(f'{name} {ms:.2f} ms' for name, ms in timings.items()))
 
 
-# HINT's levels at a 128x128 training patch: name, channels, side, attention
-LEVELS = (('encoder_level1', 48, 128, False), ('encoder_level2', 96, 64, False), ('encoder_level3', 192, 32, False),
-          ('latent', 384, 16, True), ('decoder_level3', 192, 32, True), ('decoder_level2', 96, 64, True),
-          ('decoder_level1', 96, 128, True))
+# HINT's levels and their map sides at a 128x128 training patch
+LEVELS = (('encoder_level1', 128), ('encoder_level2', 64), ('encoder_level3', 32), ('latent', 16),
+          ('decoder_level3', 32), ('decoder_level2', 64), ('decoder_level1', 128))
 
 
 def kept_megabytes(function):
@@ -60,12 +59,14 @@ def kept_megabytes(function):
 
 
 def recomputation_by_level(repeat):
-    """One block of each level, forward + backward, with its stretches recomputed and kept (default widths)."""
-    for name, channels, side, attention in LEVELS:
-        block = TransformerBlock(channels, 2.66, False, 'WithBias', attention)
+    """The first block of each level of the default HINT, forward + backward, its stretches recomputed and kept."""
+    net = HINT()
+    for name, side in LEVELS:
+        block = getattr(net, name)[0]
+        channels = block.ffn.project_in.in_channels
         x = torch.randn(1, channels, side, side).contiguous(memory_format=torch.channels_last).requires_grad_()
         grad = torch.randn_like(x)
-        cache = torch.zeros(1, 96, 96) if attention else None
+        cache = None if block.attn is None else torch.zeros(1, channels, channels)
         modules = [m for m in (block.attn, block.ffn) if m is not None]
 
         def configure(recompute):

@@ -34,7 +34,8 @@ in-process A/B runs; docs/benchmarks.md has the current tables):
   backward pass that gives the tokens' gradient as one row-major ``(B, N, 2C)`` tensor (one concatenation of
   row-major pieces). Autograd's own gives q's gradient as the transpose of a ``(c_i, N)`` product per head and
   then concatenates those column-major pieces twice (heads, then q | k): a slow transposing copy. A training
-  step 0.96x (``tools/benchmark.py --mode train --revision f384048 --rounds 3``). Plain expression: ``[q_i.transpose(1, 2) @ k_i for each head]``.
+  step 0.96x (``tools/benchmark.py --mode train --revision f384048 --rounds 3``). Plain expression:
+  ``[q_i.transpose(1, 2) @ k_i for each head]``.
 * :func:`normalize_tokens`: the L2 normalisation over tokens with a hand-written backward pass that keeps only
   the output and the norms (four passes instead of ten): attention block forward+backward 0.74x at 128x128.
   Plain expression: ``F.normalize(tokens, dim=1)``.
@@ -243,6 +244,10 @@ def _head_slices(qk, head_channels):
     return zip(q.split(head_channels, -1), k.split(head_channels, -1))
 
 
+def _plain_head_products(qk, head_channels):
+    return [q.transpose(1, 2) @ k for q, k in _head_slices(qk, head_channels)]
+
+
 class _HeadProducts(torch.autograd.Function):
     """:func:`head_products` with the tokens' gradient assembled once, row-major: for ``P_i = q_i^T k_i``,
     ``dq_i = k_i dP_i^T`` and ``dk_i = q_i dP_i``, each ``(B, N, c_i)``, concatenated as ``[dq_1 .. dq_n, dk_1 ..
@@ -252,15 +257,13 @@ class _HeadProducts(torch.autograd.Function):
     def forward(ctx, qk, head_channels):
         ctx.head_channels = head_channels
         ctx.save_for_backward(qk)
-        return tuple(q.transpose(1, 2) @ k for q, k in _head_slices(qk, head_channels))
+        return tuple(_plain_head_products(qk, head_channels))
 
     @staticmethod
     def backward(ctx, *grads):
         qk, = ctx.saved_tensors
         grad_q, grad_k = [], []
-        for (q, k), grad in zip(_head_slices(qk, ctx.head_channels), grads):
-            if grad is None:  # a head whose product was not used
-                grad = qk.new_zeros(qk.shape[0], q.shape[-1], q.shape[-1])
+        for (q, k), grad in zip(_head_slices(qk, ctx.head_channels), grads):  # unused heads' grads come as zeros
             grad = _as(grad, qk.dtype)  # under autocast the products may be in another dtype than the tokens
             grad_q.append(k @ grad.transpose(1, 2))
             grad_k.append(q @ grad)
@@ -272,7 +275,7 @@ def head_products(qk, head_channels):
     ``head_channels`` (summing to C) taken in order from q and from k."""
     if torch.is_grad_enabled() and qk.requires_grad and not torch.jit.is_tracing():
         return list(_HeadProducts.apply(qk, tuple(head_channels)))
-    return [q.transpose(1, 2) @ k for q, k in _head_slices(qk, head_channels)]
+    return _plain_head_products(qk, head_channels)
 
 
 @in_float32
