@@ -128,7 +128,7 @@ def resolve_setup(opt=None, weights=None, config=None, param_key=None, tile=None
 def weights_network_options(weights, param_key='params_ema'):
     """The ``network_g`` of a checkpoint given without options: stored in a ``.safetensors`` file's metadata, or
     detected from HINT weights; an :class:`OptionsError` asking for ``--config`` when neither tells it."""
-    from hint_plugin.archs.detection import NotHINTStateDictError
+    from hint_plugin.utils.detection import NotHINTStateDictError
     from hint_plugin.utils.safetensors_io import hint_network_options, is_safetensors, read_network_config
 
     if is_safetensors(weights):

@@ -5,7 +5,7 @@
     model = ModelLoader().load_from_file('HINT_denoise.safetensors')  # or a .pth
     restored = model(image)  # (1, 3, H, W) in [0, 1], any H and W
 
-The configuration comes from the weights alone (:func:`hint_plugin.archs.detection.detect_hint_config`; any
+The configuration comes from the weights alone (:func:`hint_plugin.utils.detection.detect_hint_config`; any
 HINT with attention blocks, as every trained one has). The ``variant`` is not in the weights, so models load as
 ``official`` (the released checkpoints). The descriptor says:
 
@@ -21,7 +21,7 @@ HINT with attention blocks, as every trained one has). The ``variant`` is not in
 """
 from spandrel import MAIN_REGISTRY, Architecture, ArchSupport, ImageModelDescriptor, SizeRequirements
 
-from hint_plugin.archs.detection import NotHINTStateDictError, detect_hint_config
+from hint_plugin.utils.detection import NotHINTStateDictError, detect_hint_config
 from hint_plugin.archs.hint_arch import HINT
 
 __all__ = ['HINTArch', 'install']

@@ -81,7 +81,7 @@ def load_weights(net, path, param_key='params', strict=True):
 
 def what_the_weights_are(state):
     """One sentence for a mismatch message: the HINT configuration detected from ``state``, or that it is none."""
-    from hint_plugin.archs.detection import NotHINTStateDictError, detect_hint_config
+    from hint_plugin.utils.detection import NotHINTStateDictError, detect_hint_config
     try:
         config = detect_hint_config(state)
     except NotHINTStateDictError:

@@ -80,7 +80,7 @@ def save_safetensors(state_dict, path, network_opt=None):
 
 def hint_network_options(state_dict):
     """``{'type': 'HINT', **detected}``: HINT's ``network_g`` for ``state_dict``, JSON-ready (lists, no tuples)."""
-    from hint_plugin.archs.detection import detect_hint_config
+    from hint_plugin.utils.detection import detect_hint_config
 
     config = detect_hint_config(state_dict)
     return {'type': 'HINT', **{key: list(value) if isinstance(value, tuple) else value
@@ -91,11 +91,11 @@ def convert_to_safetensors(source, target, network_opt=None, param_key='params_e
     """Convert the checkpoint ``source`` (``.pth`` read with ``weights_only=True``) to ``target`` (safetensors).
 
     ``network_opt`` (a ``network_g``) goes into the metadata; without it, HINT's configuration is detected
-    from the weights (:func:`hint_plugin.archs.detection.detect_hint_config`). For a HINT ``network_opt``
+    from the weights (:func:`hint_plugin.utils.detection.detect_hint_config`). For a HINT ``network_opt``
     the weights must fit it exactly (checked on a network built without memory, on the meta device). Returns
     the ``network_g`` stored.
     """
-    from hint_plugin.archs.detection import NotHINTStateDictError
+    from hint_plugin.utils.detection import NotHINTStateDictError
 
     state = read_state_dict(source, param_key)
     if network_opt is None:

@@ -7,7 +7,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hint_plugin.archs.detection import NotHINTStateDictError, detect_hint_config, unwrap_state_dict
+from hint_plugin.utils.detection import NotHINTStateDictError, detect_hint_config, unwrap_state_dict
 from hint_plugin.archs.hint_arch import HINT
 
 FIXTURES = Path(__file__).resolve().parents[1] / 'fixtures'
