@@ -37,7 +37,7 @@ from hint_plugin.utils.checkpoint import load_weights, read_state_dict
 from hint_plugin.utils.image_io import (DEFAULT_JPEG_QUALITY, from_rgb_float, is_image_file, read_image, to_rgb_float,
                                         write_image)
 from hint_plugin.utils.options import network_options, read_options
-from hint_plugin.utils.tiling import TILE_MERGES, restore, restore_average
+from hint_plugin.utils.tiling import TILE_MERGES, restore
 
 DEFAULT_OVERLAP = 32
 DEFAULT_MIN_TILE = 64
@@ -213,9 +213,9 @@ def _restore_once(net, image, device, tile, overlap, window_size, merge='cosine'
         def forward(patch):  # the image and the blended output stay on the CPU; one tile at a time on the device
             return net(patch.to(device)).to(image.device)
 
-        if merge == 'average':  # an overlap the tile cannot hold (after out-of-memory halving) becomes half a tile
-            return restore_average(forward, image, tile, overlap if overlap < tile else tile // 2, window_size)
-        return restore(forward, image, window_size, tile, overlap)
+        if merge == 'average' and overlap >= tile:  # after out-of-memory halving: the overlap becomes half a tile
+            overlap = tile // 2
+        return restore(forward, image, window_size, tile, overlap, merge)
 
 
 def restore_tensor(net, image, device='cpu', tile=None, overlap=DEFAULT_OVERLAP, window_size=DEFAULT_WINDOW_SIZE,

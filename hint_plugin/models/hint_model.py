@@ -35,7 +35,7 @@ from hint_plugin.utils.checkpoint import (atomic_save, first_nonfinite, global_r
 from hint_plugin.utils.optimizers import build_optimizer
 from hint_plugin.utils.options import check_network_options
 from hint_plugin.utils.resume import state_identity
-from hint_plugin.utils.tiling import TILE_MERGES, restore, restore_average
+from hint_plugin.utils.tiling import TILE_MERGES, restore
 
 DEFAULT_GRAD_CLIP_MAX_NORM = 0.01
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
@@ -467,10 +467,6 @@ class HINTModel(SRModel):
             raise OptionsError(f"val.tile.merge must be 'cosine' (raised-cosine ramps, the default) or 'average' (the "
                                 f"authors' plain mean over their tile grid), got {merge!r}")
         with torch.no_grad():
-            if merge == 'average' and tile.get('size'):
-                self.output = restore_average(net, self.lq, tile['size'], tile.get('overlap', 32),
-                                              window_size=val_opt.get('window_size', PAD_MULTIPLE))
-            else:
-                self.output = restore(net, self.lq, window_size=val_opt.get('window_size', PAD_MULTIPLE),
-                                      tile=tile.get('size'), overlap=tile.get('overlap', 32))
+            self.output = restore(net, self.lq, window_size=val_opt.get('window_size', PAD_MULTIPLE),
+                                  tile=tile.get('size'), overlap=tile.get('overlap', 32), merge=merge)
         net.train(was_training)

@@ -6,7 +6,7 @@ import torch
 from hint_plugin.archs.padding import PAD_MULTIPLE, pad_to_multiple
 from hint_plugin.utils.validation import check_int
 
-TILE_MERGES = ('cosine', 'average')  # blended raised-cosine ramps (restore), the authors' plain mean (restore_average)
+TILE_MERGES = ('cosine', 'average')  # blended raised-cosine ramps, the authors' plain mean (see restore)
 
 
 def _tile_starts(length, size, stride):
@@ -31,17 +31,23 @@ def _blend_window(start, size, length, overlap, like):
     return weight
 
 
-def restore(forward, image, window_size=PAD_MULTIPLE, tile=None, overlap=32):
-    """Restore an image of any size with ``forward``, optionally in overlapping tiles.
+def restore(forward, image, window_size=PAD_MULTIPLE, tile=None, overlap=32, merge='cosine'):
+    """Restore an image of any size with ``forward``, optionally in overlapping tiles merged by ``merge``.
 
-    ``image`` is padded (``pad_to_multiple``) to a multiple of ``window_size``. Without ``tile``, or when one tile
-    covers the padded image, ``forward`` runs once on it. Otherwise the padded image is cut into tiles of
-    ``tile`` (rounded down to a multiple of ``window_size``) overlapping by at least ``overlap`` (rounded up to a
-    multiple of ``window_size``, at most ``tile - window_size``); tiles start on multiples of ``window_size`` and
-    the last one of each row and column ends at the border. The tiles go through ``forward`` one at a time (HINT
-    couples the images of a batch through batch statistics), and their outputs are blended with separable
-    raised-cosine ramps (``_blend_window``), normalised by the summed weights, so no seams show. Only the output
-    and weight sums are kept, not the tiles.
+    Without ``tile`` ``forward`` runs once on ``image`` padded (``pad_to_multiple``) to a multiple of
+    ``window_size``. With ``tile`` the tiles go through ``forward`` one at a time (HINT couples the images of a
+    batch through batch statistics), each padded to a multiple of ``window_size`` and cropped back, and only the
+    weighted sum of their outputs and the summed weights are kept (:func:`_merge_tiles`). ``merge`` picks the
+    grid and the weights (``val.tile.merge``, ``--tile-merge``):
+
+    * ``'cosine'`` (default): the padded image is cut into tiles of ``tile`` (rounded down to a multiple of
+      ``window_size``) overlapping by at least ``overlap`` (rounded up to a multiple of ``window_size``, at most
+      ``tile - window_size``); tiles start on multiples of ``window_size``, the last one of each row and column
+      ends at the border, and outputs are blended with separable raised-cosine ramps (``_blend_window``), so no
+      seams show. When one tile covers the padded image, ``forward`` runs once on it.
+    * ``'average'``: the authors' tiled testing: ``tile x tile`` tiles of the unpadded image at stride
+      ``tile - overlap`` on their grid (:func:`authors_tile_starts`), every pixel of a tile weighing 1 (their
+      ``mergeimage``); ``overlap`` must be smaller than ``tile``.
 
     Args:
         forward (callable): ``(B, C, h, w) -> (B, C_out, h, w)``, e.g. the network; it always receives h, w that
@@ -49,40 +55,68 @@ def restore(forward, image, window_size=PAD_MULTIPLE, tile=None, overlap=32):
         image (Tensor): ``(B, C, H, W)``.
         window_size (int): padding multiple of ``forward``. Default: ``PAD_MULTIPLE`` (8, HINT's).
         tile (int | None): tile size; None for a single pass. Default: None.
-        overlap (int): minimum overlap of neighbouring tiles. Default: 32.
+        overlap (int): overlap of neighbouring tiles (see ``merge``). Default: 32.
+        merge (str): one of :data:`TILE_MERGES`. Default: ``'cosine'``.
 
     Returns:
         Tensor: ``(B, C_out, H, W)``.
     """
     check_int('window_size', window_size, 1)
     check_int('overlap', overlap, 0)
-    if tile is not None:
-        check_int('tile', tile, 1)
+    if merge not in TILE_MERGES:
+        raise ValueError(f'merge must be one of {TILE_MERGES}, got {merge!r}')
     height, width = image.shape[-2:]
+    if tile is None:
+        return forward(pad_to_multiple(image, window_size))[..., :height, :width]
+    check_int('tile', tile, 1)
+    if merge == 'average':
+        if overlap >= tile:
+            raise ValueError(f'tile overlap ({overlap}) must be smaller than the tile ({tile})')
+        tile_h, tile_w = min(tile, height), min(tile, width)
+        tops = authors_tile_starts(height, tile_h, tile - overlap)
+        lefts = authors_tile_starts(width, tile_w, tile - overlap)
+        return _merge_tiles(forward, image, window_size, (tile_h, tile_w), tops, lefts, lambda top, left, like: 1)
+
     padded = pad_to_multiple(image, window_size)
     padded_h, padded_w = padded.shape[-2:]
-    if tile is not None:
-        tile = max(window_size, tile // window_size * window_size)
-    if tile is None or (tile >= padded_h and tile >= padded_w):
+    tile = max(window_size, tile // window_size * window_size)
+    if tile >= padded_h and tile >= padded_w:
         return forward(padded)[..., :height, :width]
-
     overlap = min(-(-overlap // window_size) * window_size, tile - window_size)
     tile_h, tile_w = min(tile, padded_h), min(tile, padded_w)
+
+    def ramps(top, left, like):
+        return torch.outer(_blend_window(top, tile_h, padded_h, overlap, like),
+                           _blend_window(left, tile_w, padded_w, overlap, like))
+
+    tops, lefts = _tile_starts(padded_h, tile_h, tile - overlap), _tile_starts(padded_w, tile_w, tile - overlap)
+    return _merge_tiles(forward, padded, window_size, (tile_h, tile_w), tops, lefts, ramps)[..., :height, :width]
+
+
+def _merge_tiles(forward, image, window_size, size, tops, lefts, weight):
+    """The weighted mean of ``forward`` over the tiles of ``size`` (h, w) at ``tops`` x ``lefts`` of ``image``.
+
+    Each tile is padded to a multiple of ``window_size`` for ``forward`` (a no-op on a grid of such tiles) and
+    its output cropped back; ``weight(top, left, like)`` is its pixels' weight (a number or an ``(h, w)``
+    tensor of ``like``'s dtype and device). Returns ``(B, C_out, H, W)`` for ``image`` ``(B, C, H, W)``.
+    """
+    tile_h, tile_w = size
     output = weight_sum = None
-    for top in _tile_starts(padded_h, tile_h, tile - overlap):
-        for left in _tile_starts(padded_w, tile_w, tile - overlap):
-            restored = forward(padded[..., top:top + tile_h, left:left + tile_w].contiguous())
-            if restored.shape[-2:] != (tile_h, tile_w):
-                raise ValueError(f'forward must keep the spatial size: a {tile_h}x{tile_w} tile gave '
+    for top in tops:
+        for left in lefts:
+            patch = pad_to_multiple(image[..., top:top + tile_h, left:left + tile_w].contiguous(), window_size)
+            restored = forward(patch)
+            if restored.shape[-2:] != patch.shape[-2:]:
+                raise ValueError(f'forward must keep the spatial size: a {patch.shape[-2]}x{patch.shape[-1]} tile gave '
                                  f'{tuple(restored.shape)}')
+            restored = restored[..., :tile_h, :tile_w]
             if output is None:
-                output = restored.new_zeros(*restored.shape[:2], padded_h, padded_w)
-                weight_sum = restored.new_zeros(padded_h, padded_w)
-            weight = torch.outer(_blend_window(top, tile_h, padded_h, overlap, restored),
-                                 _blend_window(left, tile_w, padded_w, overlap, restored))
-            output[..., top:top + tile_h, left:left + tile_w] += restored * weight
-            weight_sum[top:top + tile_h, left:left + tile_w] += weight
-    return output[..., :height, :width] / weight_sum[:height, :width]
+                output = restored.new_zeros(*restored.shape[:2], *image.shape[-2:])
+                weight_sum = restored.new_zeros(image.shape[-2:])
+            tile_weight = weight(top, left, restored)
+            output[..., top:top + tile_h, left:left + tile_w] += restored * tile_weight
+            weight_sum[top:top + tile_h, left:left + tile_w] += tile_weight
+    return output / weight_sum
 
 
 def authors_tile_starts(length, size, stride):
@@ -94,28 +128,3 @@ def authors_tile_starts(length, size, stride):
     while starts and starts[-1] + size >= length:
         starts.pop()
     return starts + [length - size]
-
-
-def restore_average(forward, image, tile, overlap, window_size=8):
-    """Restore ``(B, C, H, W)`` in ``tile x tile`` tiles at stride ``tile - overlap`` on the authors' grid
-    (:func:`authors_tile_starts`), merged by plain averaging (every tile's pixels weigh 1), as the authors'
-    ``mergeimage`` does. Each tile is padded to a multiple of ``window_size`` for ``forward`` and cropped back
-    (a no-op for tile sizes such as 256 or 384). ``merge: average`` in ``val.tile``. Returns
-    ``(B, C_out, H, W)``."""
-    check_int('tile', tile, 1)
-    check_int('overlap', overlap, 0)
-    if overlap >= tile:
-        raise ValueError(f'tile overlap ({overlap}) must be smaller than the tile ({tile})')
-    height, width = image.shape[-2:]
-    tile_h, tile_w = min(tile, height), min(tile, width)
-    output = count = None
-    for top in authors_tile_starts(height, tile_h, tile - overlap):
-        for left in authors_tile_starts(width, tile_w, tile - overlap):
-            patch = image[..., top:top + tile_h, left:left + tile_w]
-            restored = forward(pad_to_multiple(patch, window_size))[..., :tile_h, :tile_w]
-            if output is None:
-                output = restored.new_zeros(*restored.shape[:2], height, width)
-                count = restored.new_zeros(height, width)
-            output[..., top:top + tile_h, left:left + tile_w] += restored
-            count[top:top + tile_h, left:left + tile_w] += 1
-    return output / count

@@ -8,7 +8,7 @@ import yaml
 from hint_plugin import inference
 from hint_plugin.errors import OptionsError
 from tools import inference as inference_tool
-from hint_plugin.utils.tiling import restore, restore_average
+from hint_plugin.utils.tiling import restore
 
 
 def conv_net():
@@ -30,7 +30,7 @@ def test_option_file_merge_and_override(tmp_path):
 def test_average_merge_is_the_authors_grid_average():
     net, image = conv_net(), torch.rand(1, 3, 40, 56)
     with torch.no_grad():
-        averaged = restore_average(net, image, 24, 12, window_size=8)
+        averaged = restore(net, image, 8, 24, 12, merge='average')
         blended = restore(net, image, 8, 24, 12)
     out = inference.restore_tensor(net, image, tile=24, overlap=12, window_size=8, merge='average')
     torch.testing.assert_close(out, averaged)

@@ -1,11 +1,12 @@
-"""restore(): padding multiple, one-tile exactness, seamless overlapping tiles, one tile per call, HINT."""
+"""restore(): padding multiple, one-tile exactness, seamless overlapping tiles, one tile per call, HINT; the
+authors' grid and plain averaging (``merge='average'``, ``val.tile.merge: average``)."""
 import pytest
 import torch
 from torch.nn import functional as F
 
 from hint_plugin.archs.hint_arch import HINT
 from hint_plugin.archs.padding import pad_to_multiple
-from hint_plugin.utils.tiling import restore
+from hint_plugin.utils.tiling import authors_tile_starts, restore
 
 
 class Recorder:
@@ -115,3 +116,35 @@ def test_bad_arguments(kwargs, message):
 def test_forward_that_changes_the_size_is_refused():
     with pytest.raises(ValueError, match='spatial size'):
         restore(lambda x: F.interpolate(x, scale_factor=2), torch.rand(1, 3, 64, 64), tile=32, overlap=8)
+
+
+def test_authors_grid_of_the_lolv2_real_script_and_of_snow100k():
+    # 600 wide, 384 tiles, overlap 350 -> stride 34: 0, 34, ..., 204 (238 + 384 would pass 600), then 216
+    assert authors_tile_starts(600, 384, 34) == [0, 34, 68, 102, 136, 170, 204, 216]
+    assert authors_tile_starts(400, 384, 34) == [0, 16]
+    assert authors_tile_starts(640, 256, 128) == [0, 128, 256, 384]  # 384 + 256 = 640 reaches the border
+    assert authors_tile_starts(200, 256, 128) == [0]
+
+
+def test_average_of_tiles_is_the_plain_mean_where_they_overlap():
+    calls = []
+
+    def forward(tile):  # the k-th tile restores to the constant k
+        calls.append(tuple(tile.shape[-2:]))
+        return torch.full_like(tile, float(len(calls) - 1))
+
+    out = restore(forward, torch.zeros(1, 1, 8, 12), window_size=1, tile=8, overlap=4, merge='average')
+    assert calls == [(8, 8), (8, 8)]  # columns start at 0 and 4
+    assert out[0, 0, 0].tolist() == [0, 0, 0, 0, 0.5, 0.5, 0.5, 0.5, 1, 1, 1, 1]
+
+
+def test_average_identity_survives_tiling_and_padding():
+    image = torch.rand(2, 3, 21, 30)
+    recorder = Recorder(lambda x: x * 1.0)
+    out = restore(recorder, image, window_size=7, tile=16, overlap=6, merge='average')
+    torch.testing.assert_close(out, image)
+    assert set(recorder.shapes) == {(2, 3, 21, 21)}  # 16 x 16 tiles padded to a multiple of 7
+    with pytest.raises(ValueError, match='overlap'):
+        restore(lambda x: x, image, tile=16, overlap=16, merge='average')
+    with pytest.raises(ValueError, match='merge'):
+        restore(lambda x: x, image, tile=16, merge='median')
