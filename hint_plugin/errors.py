@@ -18,6 +18,14 @@ class CheckpointError(HINTError, RuntimeError):
     """A checkpoint that cannot be read safely or does not fit the network."""
 
 
+class StateDictError(HINTError, ValueError):
+    """An object that is not a state dict of tensors (nor holds one under "params_ema" / "params")."""
+
+
+class NotHINTStateDictError(StateDictError):
+    """A state dict that is not one of HINT's; the message names the missing key or the inconsistency."""
+
+
 class DataError(HINTError, ValueError):
     """A dataset that cannot be read (paired files or LMDB keys) or turned into LMDBs as asked."""
 

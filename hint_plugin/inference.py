@@ -32,7 +32,7 @@ from tqdm import tqdm
 import hint_plugin  # noqa: F401  (registers HINT into BasicSR's registries)
 from basicsr.archs import build_network
 from hint_plugin.archs.padding import PAD_MULTIPLE
-from hint_plugin.errors import ImageError, OptionsError
+from hint_plugin.errors import ImageError, OptionsError, StateDictError
 from hint_plugin.utils.checkpoint import load_weights, read_state_dict
 from hint_plugin.utils.image_io import (DEFAULT_JPEG_QUALITY, from_rgb_float, is_image_file, read_image, to_rgb_float,
                                         write_image)
@@ -128,7 +128,6 @@ def resolve_setup(opt=None, weights=None, config=None, param_key=None, tile=None
 def weights_network_options(weights, param_key='params_ema'):
     """The ``network_g`` of a checkpoint given without options: stored in a ``.safetensors`` file's metadata, or
     detected from HINT weights; an :class:`OptionsError` asking for ``--config`` when neither tells it."""
-    from hint_plugin.utils.detection import NotHINTStateDictError
     from hint_plugin.utils.safetensors_io import hint_network_options, is_safetensors, read_network_config
 
     if is_safetensors(weights):
@@ -137,7 +136,7 @@ def weights_network_options(weights, param_key='params_ema'):
             return stored
     try:
         return hint_network_options(read_state_dict(weights, param_key))
-    except NotHINTStateDictError as error:
+    except StateDictError as error:
         raise OptionsError(f'{weights}: the network cannot be told from these weights ({error}); '
                            'give --config NETWORK_YAML (an option file with its network_g)') from None
 

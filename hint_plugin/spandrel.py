@@ -21,7 +21,9 @@ HINT with attention blocks, as every trained one has). The ``variant`` is not in
 """
 from spandrel import MAIN_REGISTRY, Architecture, ArchSupport, ImageModelDescriptor, SizeRequirements
 
-from hint_plugin.utils.detection import NotHINTStateDictError, detect_hint_config
+from hint_plugin.errors import StateDictError
+from hint_plugin.utils.detection import detect_hint_config
+from hint_plugin.utils.state_dict import unwrap_state_dict
 from hint_plugin.archs.hint_arch import HINT
 
 __all__ = ['HINTArch', 'install']
@@ -44,11 +46,12 @@ class HINTArch(Architecture[HINT]):
             return False
         try:
             detect_hint_config(state_dict)
-        except NotHINTStateDictError:
+        except StateDictError:
             return False
         return True
 
     def load(self, state_dict):
+        state_dict = unwrap_state_dict(state_dict)  # spandrel's loader unwraps too; a direct call may not
         config = detect_hint_config(state_dict)
         return ImageModelDescriptor(
             HINT(**config), state_dict, architecture=self, purpose='Restoration',

@@ -3,22 +3,21 @@ random states in a form that ``weights_only`` loading accepts."""
 import contextlib
 import os
 import random
-from collections.abc import Mapping
 
 import numpy as np
 import torch
 
-from hint_plugin.errors import CheckpointError  # noqa: F401  (raised here; importable from here too)
+from hint_plugin.errors import CheckpointError, StateDictError
 from hint_plugin.utils.messages import listing
-
-PARAM_KEYS = ('params_ema', 'params')
+from hint_plugin.utils.state_dict import unwrap_state_dict
 
 
 def read_state_dict(path, param_key='params'):
     """The state_dict stored in ``path``.
 
-    Accepts BasicSR's ``{'params': ...}`` / ``{'params_ema': ...}`` (``param_key`` first, then the other one)
-    and a bare state_dict; strips a DDP ``module.`` prefix. Loads with ``weights_only=True``, so a file that
+    Accepts BasicSR's ``{'params': ...}`` / ``{'params_ema': ...}`` (``param_key`` first, then ``params_ema``,
+    then ``params``) and a bare state_dict, without a DDP ``module.`` prefix shared by every key
+    (:func:`hint_plugin.utils.state_dict.unwrap_state_dict`, the rule detection and spandrel use too). Loads with ``weights_only=True``, so a file that
     would run code when unpickled is refused, and so are weights holding a NaN or an infinity (naming the file
     and the first such tensor): every loading path (pretraining, testing, inference, export, spandrel) comes
     through here. A ``.safetensors`` file is read as such (no pickle at all).
@@ -34,17 +33,10 @@ def read_state_dict(path, param_key='params'):
         except Exception as error:  # pickle.UnpicklingError and friends: the file is not plain weights
             raise CheckpointError(f'{path}: refused to load, it is not a plain weights file '
                                   f'(torch.load with weights_only=True said: {str(error).splitlines()[0]})') from None
-    if not isinstance(checkpoint, Mapping):
-        raise CheckpointError(f'{path}: expected a state_dict or a dict with "params"/"params_ema", '
-                              f'got {type(checkpoint).__name__}')
-    for key in (param_key, *PARAM_KEYS):
-        if key is not None and isinstance(checkpoint.get(key), Mapping):
-            checkpoint = checkpoint[key]
-            break
-    if not all(isinstance(value, torch.Tensor) for value in checkpoint.values()):
-        raise CheckpointError(f'{path}: no state_dict found under {param_key!r}, "params" or "params_ema" '
-                              f'(top-level keys: {sorted(checkpoint)[:8]})')
-    state = {key.removeprefix('module.'): value for key, value in checkpoint.items()}
+    try:
+        state = unwrap_state_dict(checkpoint, param_key)
+    except StateDictError as error:
+        raise CheckpointError(f'{path}: {error}') from None
     bad = first_nonfinite(state)
     if bad is not None:
         raise CheckpointError(f'{path}: tensor {bad!r} holds NaN or infinite values; refusing to load these weights '
@@ -81,10 +73,10 @@ def load_weights(net, path, param_key='params', strict=True):
 
 def what_the_weights_are(state):
     """One sentence for a mismatch message: the HINT configuration detected from ``state``, or that it is none."""
-    from hint_plugin.utils.detection import NotHINTStateDictError, detect_hint_config
+    from hint_plugin.utils.detection import detect_hint_config
     try:
         config = detect_hint_config(state)
-    except NotHINTStateDictError:
+    except StateDictError:
         return 'These weights are not HINT\'s: give the network_g they were trained with.'
     shown = ', '.join(f'{key}: {list(value) if isinstance(value, tuple) else value}' for key, value in config.items())
     return f'These weights are a HINT with {shown}: set network_g (or --config) to it.'

@@ -1,4 +1,5 @@
-"""HINT's network configuration read back from a state dict alone (torch and the standard library only).
+"""HINT's network configuration read back from a state dict alone (torch, the standard library and the plugin's
+errors only: usable where BasicSR is not installed).
 
 :func:`detect_hint_config` returns the keyword arguments of ``HINT`` that rebuild a network into which the
 state dict loads with ``strict=True``. What the weights determine, and what they cannot:
@@ -24,14 +25,15 @@ state dict loads with ``strict=True``. What the weights determine, and what they
 ``cache_momentum``         not stored: left at its default
 =========================  ==============================================================================
 
-A dict that is not HINT's raises :class:`NotHINTStateDictError` (a ``ValueError``) naming the first missing
-key or inconsistency, never an exception from inside the network.
+A dict that is not HINT's raises :class:`~hint_plugin.errors.NotHINTStateDictError` (a ``HINTError`` and a
+``ValueError``) naming the first missing key or inconsistency, never an exception from inside the network. The
+state dict is found inside a checkpoint by :func:`hint_plugin.utils.state_dict.unwrap_state_dict`.
 """
 import math
 import re
-from collections.abc import Mapping
 
-import torch
+from hint_plugin.errors import NotHINTStateDictError
+from hint_plugin.utils.state_dict import unwrap_state_dict
 
 DEFAULT_FFN_EXPANSION_FACTOR = 2.66
 DEFAULT_HEAD_RATIOS = (1, 2, 2, 3)
@@ -54,36 +56,6 @@ SAME_COUNT_AS = {'latent': 'encoder_level2', 'decoder_level3': 'encoder_level3',
 RESAMPLING_KEYS = ('down1_2.body.0.weight', 'down2_3.body.0.weight', 'down3_4.body.0.weight',
                    'up4_3.body.0.weight', 'up3_2.body.0.weight', 'up2_1.body.0.weight',
                    'reduce_chan_level3.weight', 'reduce_chan_level2.weight')
-PARAM_KEYS = ('params_ema', 'params')
-MODULE_PREFIX = 'module.'
-
-
-class NotHINTStateDictError(ValueError):
-    """A state dict that is not one of HINT's; the message names the missing key or the inconsistency."""
-
-
-def unwrap_state_dict(checkpoint):
-    """The bare state dict inside ``checkpoint``: under ``params_ema`` or ``params`` (BasicSR), or itself.
-
-    A DDP ``module.`` prefix shared by every key is removed. Raises :class:`NotHINTStateDictError` when
-    ``checkpoint`` is not a mapping of names to tensors.
-    """
-    if not isinstance(checkpoint, Mapping):
-        raise NotHINTStateDictError(f'expected a state dict (a mapping of names to tensors), '
-                                    f'got {type(checkpoint).__name__}')
-    for key in PARAM_KEYS:
-        if isinstance(checkpoint.get(key), Mapping):
-            checkpoint = checkpoint[key]
-            break
-    not_tensors = [key for key, value in checkpoint.items() if not isinstance(value, torch.Tensor)]
-    if not_tensors:
-        raise NotHINTStateDictError(f'expected a state dict of tensors (bare, or under "params_ema" / "params"), '
-                                    f'but {not_tensors[0]!r} holds a {type(checkpoint[not_tensors[0]]).__name__}')
-    if checkpoint and all(key.startswith(MODULE_PREFIX) for key in checkpoint):
-        checkpoint = {key[len(MODULE_PREFIX):]: value for key, value in checkpoint.items()}
-    return dict(checkpoint)
-
-
 def _tensor(state, key, dims, why):
     """``state[key]``, which must exist and have ``dims`` dimensions; ``why`` says what the key is."""
     if key not in state:
@@ -157,8 +129,8 @@ def detect_hint_config(state_dict):
     """The ``HINT`` keyword arguments that rebuild the network of ``state_dict`` (see the module's table).
 
     Args:
-        state_dict (Mapping[str, Tensor]): bare, or under ``params`` / ``params_ema``, with or without a DDP
-            ``module.`` prefix.
+        state_dict (Mapping[str, Tensor]): bare, or under ``params_ema`` / ``params``, with or without a DDP
+            ``module.`` prefix (:func:`~hint_plugin.utils.state_dict.unwrap_state_dict`).
 
     Returns:
         dict: ``inp_channels``, ``out_channels``, ``dim``, ``num_blocks`` (list of 4), ``num_refinement_blocks``,
@@ -166,6 +138,7 @@ def detect_hint_config(state_dict):
 
     Raises:
         NotHINTStateDictError: the dict is not HINT's (the message names the missing key or inconsistency).
+        StateDictError: ``state_dict`` is no state dict of tensors at all (the base of NotHINTStateDictError).
     """
     state = unwrap_state_dict(state_dict)
     embed = _tensor(state, 'patch_embed.proj.weight', 4, 'the input convolution')

@@ -95,13 +95,13 @@ def convert_to_safetensors(source, target, network_opt=None, param_key='params_e
     the weights must fit it exactly (checked on a network built without memory, on the meta device). Returns
     the ``network_g`` stored.
     """
-    from hint_plugin.utils.detection import NotHINTStateDictError
+    from hint_plugin.errors import StateDictError
 
     state = read_state_dict(source, param_key)
     if network_opt is None:
         try:
             network_opt = hint_network_options(state)
-        except NotHINTStateDictError as error:
+        except StateDictError as error:
             raise CheckpointError(f'{source}: {error}; give the network_g of another network explicitly') from None
     if network_opt.get('type') == 'HINT':
         from hint_plugin.archs.hint_arch import HINT
