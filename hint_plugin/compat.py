@@ -210,35 +210,11 @@ def use_resumable_data_order():
         basicsr.train.create_train_val_dataloader = create_train_val_dataloader
 
 
-_SHARED_LMDB = None  # weakref.WeakValueDictionary: (process id, real path, options) -> lmdb.Environment
-
-
-def open_shared_lmdb(path, **options):
-    """A read-only ``lmdb.Environment`` of ``path``, one per process while someone holds it.
-
-    py-lmdb 3 refuses to open an environment that this process holds open already, which BasicSR's
-    ``LmdbBackend`` does for every dataset: training and validation on one LMDB (with 0 data-loader workers)
-    would fail. Read-only environments are shared instead; the process id in the key keeps a forked data-loader
-    worker from using its parent's environment, and the weak references close one when its last user goes.
-    """
-    import os
-    import weakref
-
-    from hint_plugin.data.lmdb_check import open_checked_lmdb
-
-    global _SHARED_LMDB
-    if _SHARED_LMDB is None:
-        _SHARED_LMDB = weakref.WeakValueDictionary()
-    key = (os.getpid(), os.path.realpath(path), tuple(sorted(options.items())))
-    environment = _SHARED_LMDB.get(key)
-    if environment is None:
-        environment = _SHARED_LMDB[key] = open_checked_lmdb(path, readonly=True, **options)  # a damaged one named
-    return environment
-
-
 def lmdb_backend_init(self, db_paths, client_keys='default', readonly=True, lock=False, readahead=False, **kwargs):
-    """BasicSR's ``LmdbBackend.__init__`` opening read-only LMDBs through :func:`open_shared_lmdb`."""
-    from hint_plugin.data.lmdb_check import open_checked_lmdb
+    """BasicSR's ``LmdbBackend.__init__`` opening read-only LMDBs through
+    :func:`hint_plugin.data.lmdb_check.open_shared_lmdb` (one environment per process and LMDB: py-lmdb 3 refuses
+    a second one, which training and validation on one LMDB would open)."""
+    from hint_plugin.data.lmdb_check import open_checked_lmdb, open_shared_lmdb
 
     client_keys = [client_keys] if isinstance(client_keys, str) else list(client_keys)
     self.db_paths = [str(path) for path in (db_paths if isinstance(db_paths, (list, tuple)) else [db_paths])]

@@ -34,9 +34,11 @@ from basicsr.archs import build_network
 from hint_plugin.archs.padding import PAD_MULTIPLE
 from hint_plugin.errors import ImageError, OptionsError, StateDictError
 from hint_plugin.utils.checkpoint import load_weights, read_state_dict
+from hint_plugin.utils.detection import hint_network_options
 from hint_plugin.utils.image_io import (DEFAULT_JPEG_QUALITY, from_rgb_float, is_image_file, read_image, to_rgb_float,
                                         write_image)
 from hint_plugin.utils.options import network_options, read_options
+from hint_plugin.utils.safetensors_io import is_safetensors, read_network_config
 from hint_plugin.utils.tiling import TILE_MERGES, restore
 
 DEFAULT_OVERLAP = 32
@@ -128,8 +130,6 @@ def resolve_setup(opt=None, weights=None, config=None, param_key=None, tile=None
 def weights_network_options(weights, param_key='params_ema'):
     """The ``network_g`` of a checkpoint given without options: stored in a ``.safetensors`` file's metadata, or
     detected from HINT weights; an :class:`OptionsError` asking for ``--config`` when neither tells it."""
-    from hint_plugin.utils.safetensors_io import hint_network_options, is_safetensors, read_network_config
-
     if is_safetensors(weights):
         stored = read_network_config(weights)
         if stored is not None:

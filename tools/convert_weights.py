@@ -13,9 +13,9 @@ from os import path as osp
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
 
-from hint_plugin.utils.checkpoint import CheckpointError  # noqa: E402
+from hint_plugin.utils.checkpoint import CheckpointError, convert_to_safetensors  # noqa: E402
 from hint_plugin.utils.options import OptionsError, network_options, read_options  # noqa: E402
-from hint_plugin.utils.safetensors_io import SUFFIX, convert_to_safetensors  # noqa: E402
+from hint_plugin.utils.safetensors_io import SUFFIX  # noqa: E402
 
 
 def main(argv=None):

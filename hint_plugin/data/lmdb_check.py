@@ -3,8 +3,11 @@
 A ``data.mdb`` shorter than the pages its environment says it uses (a truncated copy, a full disk) opens
 without complaint and then kills the process with SIGBUS at the first read past its end; :func:`check_lmdb_size`
 names the file instead. :func:`verify_lmdb` reads and decodes every key (``tools/create_lmdb.py --verify``).
+:func:`open_shared_lmdb` opens each read-only LMDB once per process (BasicSR's ``LmdbBackend`` goes through it
+once :func:`hint_plugin.compat.share_lmdb_environments` applies).
 """
 import os
+import weakref
 from os import path as osp
 
 import cv2
@@ -52,6 +55,24 @@ def open_checked_lmdb(lmdb_path, **options):
     return environment
 
 
+_SHARED_LMDB = weakref.WeakValueDictionary()  # (process id, real path, options) -> lmdb.Environment
+
+
+def open_shared_lmdb(path, **options):
+    """A read-only ``lmdb.Environment`` of ``path``, one per process while someone holds it.
+
+    py-lmdb 3 refuses to open an environment that this process holds open already, which BasicSR's
+    ``LmdbBackend`` does for every dataset: training and validation on one LMDB (with 0 data-loader workers)
+    would fail. Read-only environments are shared instead; the process id in the key keeps a forked data-loader
+    worker from using its parent's environment, and the weak references close one when its last user goes.
+    """
+    key = (os.getpid(), os.path.realpath(path), tuple(sorted(options.items())))
+    environment = _SHARED_LMDB.get(key)
+    if environment is None:
+        environment = _SHARED_LMDB[key] = open_checked_lmdb(path, readonly=True, **options)  # a damaged one named
+    return environment
+
+
 def meta_info_keys(lmdb_path):
     """The keys that ``meta_info.txt`` of ``lmdb_path`` lists (each line up to its first dot), or None."""
     meta_info = osp.join(lmdb_path, 'meta_info.txt')
@@ -95,5 +116,4 @@ def check_lmdb(lmdb_path):
     """Open the LMDB at ``lmdb_path`` as BasicSR's ``LmdbBackend`` does (read-only, shared within the process),
     which checks it (:func:`open_checked_lmdb`), and let it go: datasets call it when they are built, in the
     main process, so that a damaged LMDB is named before any data-loader worker starts."""
-    from hint_plugin.compat import open_shared_lmdb
     open_shared_lmdb(lmdb_path, lock=False, readahead=False)

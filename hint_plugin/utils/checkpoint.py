@@ -1,14 +1,16 @@
-"""The one checkpoint loader (``weights_only=True``, BasicSR's layouts, readable errors), atomic saving, and
-random states in a form that ``weights_only`` loading accepts."""
-import contextlib
-import os
+"""The one checkpoint loader (``weights_only=True``, BasicSR's layouts, readable errors), atomic saving,
+conversion to ``.safetensors``, and random states in a form that ``weights_only`` loading accepts."""
 import random
 
 import numpy as np
 import torch
 
+from hint_plugin.archs.hint_arch import HINT
 from hint_plugin.errors import CheckpointError, StateDictError
+from hint_plugin.utils.atomic import atomic_write
+from hint_plugin.utils.detection import detect_hint_config, hint_network_options
 from hint_plugin.utils.messages import listing
+from hint_plugin.utils.safetensors_io import is_safetensors, read_safetensors, save_safetensors
 from hint_plugin.utils.state_dict import unwrap_state_dict
 
 
@@ -17,13 +19,12 @@ def read_state_dict(path, param_key='params'):
 
     Accepts BasicSR's ``{'params': ...}`` / ``{'params_ema': ...}`` (``param_key`` first, then ``params_ema``,
     then ``params``) and a bare state_dict, without a DDP ``module.`` prefix shared by every key
-    (:func:`hint_plugin.utils.state_dict.unwrap_state_dict`, the rule detection and spandrel use too). Loads with ``weights_only=True``, so a file that
-    would run code when unpickled is refused, and so are weights holding a NaN or an infinity (naming the file
-    and the first such tensor): every loading path (pretraining, testing, inference, export, spandrel) comes
+    (:func:`hint_plugin.utils.state_dict.unwrap_state_dict`, the rule detection and spandrel use too). Loads
+    with ``weights_only=True``, so a file that would run code when unpickled is refused, and so are weights
+    holding a NaN or an infinity (naming the file and the first such tensor): every loading path (pretraining, testing, inference, export, spandrel) comes
     through here. A ``.safetensors`` file is read as such (no pickle at all).
     """
-    if os.fspath(path).lower().endswith('.safetensors'):
-        from hint_plugin.utils.safetensors_io import read_safetensors
+    if is_safetensors(path):
         checkpoint = read_safetensors(path)
     else:
         try:
@@ -73,7 +74,6 @@ def load_weights(net, path, param_key='params', strict=True):
 
 def what_the_weights_are(state):
     """One sentence for a mismatch message: the HINT configuration detected from ``state``, or that it is none."""
-    from hint_plugin.utils.detection import detect_hint_config
     try:
         config = detect_hint_config(state)
     except StateDictError:
@@ -91,20 +91,29 @@ def atomic_save(obj, path):
     atomic_write(path, lambda file: torch.save(obj, file))
 
 
-def atomic_write(path, write):
-    """``write(file)`` into ``<path>.tmp``, flushed to disk, then renamed over ``path``; the ``.tmp`` file is
-    removed when ``write`` fails, so ``path`` is always either the old file or the complete new one."""
-    temporary = f'{path}.tmp'
-    try:
-        with open(temporary, 'wb') as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(temporary)
-        raise
+def convert_to_safetensors(source, target, network_opt=None, param_key='params_ema'):
+    """Convert the checkpoint ``source`` (``.pth`` read with ``weights_only=True``) to ``target`` (safetensors).
+
+    ``network_opt`` (a ``network_g``) goes into the metadata; without it, HINT's configuration is detected
+    from the weights (:func:`hint_plugin.utils.detection.detect_hint_config`). For a HINT ``network_opt``
+    the weights must fit it exactly (checked on a network built without memory, on the meta device). Returns
+    the ``network_g`` stored.
+    """
+    state = read_state_dict(source, param_key)
+    if network_opt is None:
+        try:
+            network_opt = hint_network_options(state)
+        except StateDictError as error:
+            raise CheckpointError(f'{source}: {error}; give the network_g of another network explicitly') from None
+    if network_opt.get('type') == 'HINT':
+        kwargs = {key: value for key, value in network_opt.items() if key != 'type'}
+        with torch.device('meta'):
+            expected = HINT(**kwargs).state_dict()
+        mismatch = describe_mismatch(expected, state)
+        if mismatch:
+            raise CheckpointError(f'{source} does not fit the network_g {network_opt}: {mismatch}')
+    save_safetensors(state, target, network_opt)
+    return network_opt
 
 
 def first_nonfinite(state_dict):

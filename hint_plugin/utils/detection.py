@@ -193,3 +193,10 @@ def detect_hint_config(state_dict):
         raise NotHINTStateDictError(f'not a HINT state dict: {inp_channels} input and {config["out_channels"]} '
                                     'output channels without skip_conv (dual-pixel models only)')
     return config
+
+
+def hint_network_options(state_dict):
+    """``{'type': 'HINT', **detected}``: HINT's ``network_g`` for ``state_dict``, JSON-ready (lists, no tuples)."""
+    config = detect_hint_config(state_dict)
+    return {'type': 'HINT', **{key: list(value) if isinstance(value, tuple) else value
+                               for key, value in config.items()}}

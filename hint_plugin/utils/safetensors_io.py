@@ -1,17 +1,19 @@
 """Weights as ``.safetensors`` files: no pickle at all, and the network configuration in the file's metadata.
 
+This module is the file format only (read, read the metadata, write); the loader that reads ``.pth`` and
+``.safetensors`` alike and the conversion between them are in :mod:`hint_plugin.utils.checkpoint`.
+
 The metadata (a string-to-string table in the file's header) holds ``format: pt`` and, under
 :data:`NETWORK_KEY`, the JSON of BasicSR's ``network_g`` (``{"type": "HINT", "dim": 48, ...}``), so a file
 says which network it fits without an option file. :func:`hint_plugin.utils.checkpoint.read_state_dict`
 (and so ``load_network``, ``HINTModel.load_network`` and the inference command) reads these files by their
-extension; spandrel reads them too.
+extension (:func:`~hint_plugin.utils.checkpoint.convert_to_safetensors` writes them); spandrel reads them too.
 """
 import json
 import os
 
-import torch
-
-from hint_plugin.utils.checkpoint import CheckpointError, atomic_write, describe_mismatch, read_state_dict
+from hint_plugin.errors import CheckpointError
+from hint_plugin.utils.atomic import atomic_write
 
 SUFFIX = '.safetensors'
 NETWORK_KEY = 'hint_plugin.network_g'
@@ -76,41 +78,3 @@ def save_safetensors(state_dict, path, network_opt=None):
     tensors = {name: value.detach().to('cpu').contiguous() for name, value in state_dict.items()}
     payload = save(tensors, metadata=metadata)
     atomic_write(path, lambda file: file.write(payload))
-
-
-def hint_network_options(state_dict):
-    """``{'type': 'HINT', **detected}``: HINT's ``network_g`` for ``state_dict``, JSON-ready (lists, no tuples)."""
-    from hint_plugin.utils.detection import detect_hint_config
-
-    config = detect_hint_config(state_dict)
-    return {'type': 'HINT', **{key: list(value) if isinstance(value, tuple) else value
-                               for key, value in config.items()}}
-
-
-def convert_to_safetensors(source, target, network_opt=None, param_key='params_ema'):
-    """Convert the checkpoint ``source`` (``.pth`` read with ``weights_only=True``) to ``target`` (safetensors).
-
-    ``network_opt`` (a ``network_g``) goes into the metadata; without it, HINT's configuration is detected
-    from the weights (:func:`hint_plugin.utils.detection.detect_hint_config`). For a HINT ``network_opt``
-    the weights must fit it exactly (checked on a network built without memory, on the meta device). Returns
-    the ``network_g`` stored.
-    """
-    from hint_plugin.errors import StateDictError
-
-    state = read_state_dict(source, param_key)
-    if network_opt is None:
-        try:
-            network_opt = hint_network_options(state)
-        except StateDictError as error:
-            raise CheckpointError(f'{source}: {error}; give the network_g of another network explicitly') from None
-    if network_opt.get('type') == 'HINT':
-        from hint_plugin.archs.hint_arch import HINT
-
-        kwargs = {key: value for key, value in network_opt.items() if key != 'type'}
-        with torch.device('meta'):
-            expected = HINT(**kwargs).state_dict()
-        mismatch = describe_mismatch(expected, state)
-        if mismatch:
-            raise CheckpointError(f'{source} does not fit the network_g {network_opt}: {mismatch}')
-    save_safetensors(state, target, network_opt)
-    return network_opt

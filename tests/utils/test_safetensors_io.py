@@ -6,9 +6,8 @@ import torch
 
 from hint_plugin.archs.hint_arch import HINT
 from hint_plugin.inference import load_network
-from hint_plugin.utils.checkpoint import CheckpointError, load_weights, read_state_dict
-from hint_plugin.utils.safetensors_io import (NETWORK_KEY, convert_to_safetensors, read_network_config,
-                                              save_safetensors)
+from hint_plugin.utils.checkpoint import CheckpointError, convert_to_safetensors, load_weights, read_state_dict
+from hint_plugin.utils.safetensors_io import NETWORK_KEY, read_network_config, save_safetensors
 
 
 @pytest.fixture
