@@ -36,18 +36,11 @@ def accum_iter_option(setting):
     return setting
 
 
-def micro_batch_slices(batch_size, accum_iter):
-    """``min(accum_iter, batch_size)`` slices covering ``range(batch_size)`` in order, sizes differing by at most
-    one (as ``torch.tensor_split``): ``micro_batch_slices(6, 4) == [slice(0, 2), slice(2, 4), slice(4, 5),
-    slice(5, 6)]``. A batch smaller than ``accum_iter`` (a small progressive stage) gives one image per pass."""
-    parts = min(accum_iter, batch_size)
-    base, extra = divmod(batch_size, parts)
-    slices, start = [], 0
-    for index in range(parts):
-        stop = start + base + (1 if index < extra else 0)
-        slices.append(slice(start, stop))
-        start = stop
-    return slices
+def micro_batches(batch, accum_iter):
+    """``batch`` (a tensor, first dimension the images) split for ``accum_iter`` passes: ``torch.tensor_split`` into
+    ``min(accum_iter, len(batch))`` consecutive parts whose sizes differ by at most one (6 images, 4 passes:
+    2, 2, 1, 1). A batch smaller than ``accum_iter`` (a small progressive stage) gives one image per pass."""
+    return batch.tensor_split(min(accum_iter, batch.shape[0]))
 
 
 def gradient_sync(net, last):

@@ -27,7 +27,7 @@ from torch.nn.parallel import DataParallel, DistributedDataParallel
 from hint_plugin.archs.padding import PAD_MULTIPLE
 from hint_plugin.errors import NonFiniteError, OptionsError  # noqa: F401  (raised here; importable from here too)
 from hint_plugin.models.accumulation import (accum_iter_option, batch_coupling_note, gradient_sync,
-                                              micro_batch_slices)
+                                              micro_batches)
 from hint_plugin.models.grad_scaling import build_grad_scaler, grad_scaler_options, scaled_step
 from hint_plugin.models.lr_scheduler import CosineAnnealingRestartCyclicLR
 from hint_plugin.utils.checkpoint import (atomic_save, first_nonfinite, global_rng_states, load_weights,
@@ -426,11 +426,11 @@ class HINTModel(SRModel):
         self._augment_batch(current_iter)
         self.optimizer_g.zero_grad()
         lq, gt = self.lq, self.gt
-        parts = micro_batch_slices(lq.shape[0], self.accum_iter)
+        parts = list(zip(micro_batches(lq, self.accum_iter), micro_batches(gt, self.accum_iter)))
         logged = OrderedDict()
-        for index, part in enumerate(parts):
-            self.lq, self.gt = lq[part], gt[part]
-            share = (part.stop - part.start) / lq.shape[0]
+        for index, (part_lq, part_gt) in enumerate(parts):
+            self.lq, self.gt = part_lq, part_gt
+            share = part_lq.shape[0] / lq.shape[0]
             with gradient_sync(self.net_g, last=index == len(parts) - 1):
                 losses = self._forward_losses()
                 l_total = sum(losses.values())

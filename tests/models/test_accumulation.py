@@ -12,7 +12,7 @@ from basicsr.models import build_model
 from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 
 from conftest import TINY_CONFIG
-from hint_plugin.models.accumulation import batch_coupling_note, micro_batch_slices
+from hint_plugin.models.accumulation import batch_coupling_note, micro_batches
 from tests.models.test_robust_training import model_options, parameters
 
 MIXING = {'mixup': True, 'mixup_beta': 1.2, 'use_identity': True}
@@ -56,10 +56,15 @@ def assert_equal_in_float64(expected, found, tolerance=1e-12):
         assert error <= tolerance * max(scale, 1.0), f'{name}: {error:.3e} off (largest value {scale:.3e})'
 
 
-def test_micro_batch_slices_cover_the_batch_in_order():
-    assert micro_batch_slices(6, 4) == [slice(0, 2), slice(2, 4), slice(4, 5), slice(5, 6)]
-    assert micro_batch_slices(4, 1) == [slice(0, 4)]
-    assert micro_batch_slices(2, 4) == [slice(0, 1), slice(1, 2)]
+def test_micro_batches_cover_the_batch_in_order():
+    def sizes_and_firsts(batch_size, accum_iter):
+        parts = micro_batches(torch.arange(batch_size), accum_iter)
+        assert torch.equal(torch.cat(parts), torch.arange(batch_size))
+        return [(len(part), part[0].item()) for part in parts]
+
+    assert sizes_and_firsts(6, 4) == [(2, 0), (2, 2), (1, 4), (1, 5)]
+    assert sizes_and_firsts(4, 1) == [(4, 0)]
+    assert sizes_and_firsts(2, 4) == [(1, 0), (1, 1)]
 
 
 @pytest.mark.parametrize('accum_iter', [2, 4])  # 4: micro-batches of 2, 2, 1 and 1 images (weighted by size)
@@ -79,7 +84,7 @@ def test_accumulated_step_equals_the_large_batch_in_float64(tmp_path, accum_iter
         assert_equal_in_float64(gradients(large), gradients(accumulated))
         assert_equal_in_float64(parameters(large), parameters(accumulated))
         assert large.get_current_log()['l_pix'] == pytest.approx(accumulated.get_current_log()['l_pix'], rel=1e-12)
-    assert calls == [s.stop - s.start for s in micro_batch_slices(6, accum_iter)] * 2
+    assert calls == [len(part) for part in micro_batches(torch.zeros(6), accum_iter)] * 2
     assert not all(torch.equal(initial[name], value) for name, value in parameters(large).items())
     assert accumulated.lq.shape[0] == 6  # the whole batch again after the passes
 
