@@ -47,7 +47,8 @@ class ImageError(HINTError):
 
 
 class NonFiniteError(HINTError, FloatingPointError):
-    """A NaN or an infinity where training needs finite numbers (a loss, or weights about to be saved)."""
+    """A NaN or an infinity where finite numbers are needed: a loss, weights about to be saved, or a network's
+    output about to be written or scored (finite but huge weights overflow)."""
 
 
 class ExportError(HINTError, RuntimeError):

@@ -32,7 +32,7 @@ from tqdm import tqdm
 import hint_plugin  # noqa: F401  (registers HINT into BasicSR's registries)
 from basicsr.archs import build_network
 from hint_plugin.archs.padding import PAD_MULTIPLE
-from hint_plugin.errors import ImageError, OptionsError, StateDictError
+from hint_plugin.errors import ImageError, NonFiniteError, OptionsError, StateDictError
 from hint_plugin.utils.checkpoint import load_weights, read_state_dict
 from hint_plugin.utils.detection import hint_network_options
 from hint_plugin.utils.image_io import (DEFAULT_JPEG_QUALITY, from_rgb_float, is_image_file, read_image, to_rgb_float,
@@ -40,6 +40,7 @@ from hint_plugin.utils.image_io import (DEFAULT_JPEG_QUALITY, from_rgb_float, is
 from hint_plugin.utils.options import network_options, read_options
 from hint_plugin.utils.safetensors_io import is_safetensors, read_network_config
 from hint_plugin.utils.tiling import TILE_MERGES, restore
+from hint_plugin.utils.validation import check_finite_output
 
 DEFAULT_OVERLAP = 32
 DEFAULT_MIN_TILE = 64
@@ -68,6 +69,7 @@ class Setup:
     overlap: int = DEFAULT_OVERLAP
     window_size: int = DEFAULT_WINDOW_SIZE
     merge: str = 'cosine'
+    exact_key: bool = False  # the param_key was named explicitly: it must exist, no fallback
 
 
 def _mapping(value):
@@ -85,9 +87,11 @@ def resolve_setup(opt=None, weights=None, config=None, param_key=None, tile=None
     * ``weights`` alone: the ``network_g`` a ``.safetensors`` file stores, else HINT with the configuration
       detected from the weights (:func:`weights_network_options`).
 
-    ``param_key`` overrides the key (without ``opt`` it defaults to ``params_ema``; the loader falls back to
-    ``params`` and to a bare state_dict). ``tile`` 0 turns tiling off; ``tile``, ``overlap`` and ``merge``
-    (``cosine`` ramps, the default, or the authors' plain ``average``) override the option file's.
+    ``param_key`` overrides the key, which must then exist in the checkpoint (``exact_key``); without it, the
+    key defaults to ``path.param_key_g`` of ``opt``, else ``params_ema``, and the loader falls back to
+    ``params`` and to a bare state_dict. ``tile`` 0 turns tiling off; ``tile``, ``overlap`` and ``merge``
+    (``cosine`` ramps, the default, or the authors' plain ``average``) override the option file's. A tile
+    smaller than :func:`smallest_tile` of the overlap is refused (it could not keep the overlap).
     """
     if opt is not None and config is not None:
         raise OptionsError('give either --opt or --config, not both (--opt carries its own network_g)')
@@ -108,7 +112,9 @@ def resolve_setup(opt=None, weights=None, config=None, param_key=None, tile=None
     elif config is not None:
         setup = Setup(network_options(read_options(config), config), weights, param_key or 'params_ema')
     else:
-        setup = Setup(weights_network_options(weights, param_key or 'params_ema'), weights, param_key or 'params_ema')
+        setup = Setup(weights_network_options(weights, param_key or 'params_ema', param_key is not None), weights,
+                      param_key or 'params_ema')
+    setup.exact_key = param_key is not None
     if tile is not None:
         setup.tile = tile or None
     if overlap is not None:
@@ -124,10 +130,21 @@ def resolve_setup(opt=None, weights=None, config=None, param_key=None, tile=None
                                   or value < (0 if name == 'overlap' else 1)):
             raise OptionsError(f'{name} must be a{" non-negative" if name == "overlap" else " positive"} '
                                  f'integer, got {value!r}')
+    if setup.tile is not None and setup.tile < smallest_tile(setup.overlap, setup.window_size):
+        raise OptionsError(f'tile {setup.tile} is too small for an overlap of {setup.overlap}: tiles must be at '
+                           f'least {smallest_tile(setup.overlap, setup.window_size)} (the overlap rounded up to a '
+                           f'multiple of {setup.window_size}, plus {setup.window_size}); give a larger tile, a '
+                           'smaller overlap, or tile 0 for whole images')
     return setup
 
 
-def weights_network_options(weights, param_key='params_ema'):
+def smallest_tile(overlap, window_size=DEFAULT_WINDOW_SIZE):
+    """The smallest tile size that keeps ``overlap``: the overlap rounded up to a multiple of ``window_size``,
+    plus ``window_size`` (tiles are cut at multiples of ``window_size``, and each must reach past the overlap)."""
+    return -(-overlap // window_size) * window_size + window_size
+
+
+def weights_network_options(weights, param_key='params_ema', exact_key=False):
     """The ``network_g`` of a checkpoint given without options: stored in a ``.safetensors`` file's metadata, or
     detected from HINT weights; an :class:`OptionsError` asking for ``--config`` when neither tells it."""
     if is_safetensors(weights):
@@ -135,7 +152,7 @@ def weights_network_options(weights, param_key='params_ema'):
         if stored is not None:
             return stored
     try:
-        return hint_network_options(read_state_dict(weights, param_key))
+        return hint_network_options(read_state_dict(weights, param_key, exact_key))
     except StateDictError as error:
         raise OptionsError(f'{weights}: the network cannot be told from these weights ({error}); '
                            'give --config NETWORK_YAML (an option file with its network_g)') from None
@@ -159,13 +176,14 @@ def resolve_device(name='auto'):
     return device
 
 
-def load_network(network_opt=None, weights=None, param_key='params_ema', strict=True, device='cpu'):
+def load_network(network_opt=None, weights=None, param_key='params_ema', strict=True, device='cpu', exact_key=False):
     """Build ``network_opt`` (BasicSR's ``network_g``; default ``{'type': 'HINT'}``) and load ``weights``.
 
     The checkpoint goes through :func:`~hint_plugin.utils.checkpoint.load_weights` (``weights_only=True``;
     ``params`` / ``params_ema`` / bare state_dict; a checkpoint of another architecture raises one
     ``CheckpointError`` naming missing and unexpected keys). Without ``weights`` the network keeps its random
-    initialisation. Returns the network in eval mode, without gradients, on ``device``.
+    initialisation. ``exact_key``: ``param_key`` must exist (no fallback). Returns the network in eval mode,
+    without gradients, on ``device``.
     """
     network_opt = dict(network_opt or {'type': 'HINT'})
     try:
@@ -176,7 +194,7 @@ def load_network(network_opt=None, weights=None, param_key='params_ema', strict=
         raise OptionsError(f'cannot build network_g of type {network_opt.get("type")}: '
                              f'{_first_line(error)}') from None
     if weights is not None:
-        mismatch = load_weights(net, weights, param_key, strict)
+        mismatch = load_weights(net, weights, param_key, strict, exact_key)
         if mismatch:  # only when not strict (path.strict_load_g: false)
             logger.warning(f'{weights} loaded without strict checking: {mismatch}')
     net.eval().requires_grad_(False)
@@ -251,11 +269,13 @@ def restore_array(net, image, device='cpu', tile=None, overlap=DEFAULT_OVERLAP, 
     """Restore an image array as OpenCV reads it; returns the same shape, dtype and alpha (see ``image_io``).
 
     The colour (RGB, grayscale replicated) goes through :func:`restore_tensor`; grayscale comes back as the
-    mean of the restored channels, the alpha channel unchanged.
+    mean of the restored channels, the alpha channel unchanged. An output holding a NaN or an infinity raises
+    :class:`~hint_plugin.errors.NonFiniteError` naming ``name`` and the count.
     """
     rgb, alpha = to_rgb_float(image)
     tensor = torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0).contiguous()
     output = restore_tensor(net, tensor, device, tile, overlap, window_size, min_tile, log, name, merge)
+    check_finite_output(output, name)
     if output.shape[1] != 3 or output.shape[-2:] != tensor.shape[-2:]:
         raise ValueError(f'the network turned a {tuple(tensor.shape)} image into {tuple(output.shape)}; '
                          'this tool restores RGB images at their own size')
@@ -334,17 +354,19 @@ def _file_id(path):
 
 def restore_files(inputs, output_dir, net, device='cpu', tile=None, overlap=DEFAULT_OVERLAP,
                   window_size=DEFAULT_WINDOW_SIZE, min_tile=DEFAULT_MIN_TILE, suffix='', overwrite=False,
-                  jpeg_quality=DEFAULT_JPEG_QUALITY, progress=False, log=None, merge='cosine'):
+                  jpeg_quality=DEFAULT_JPEG_QUALITY, progress=False, log=None, merge='cosine', max_pixels=None):
     """Restore every image of ``inputs`` (files, folders, globs) into ``output_dir``; returns a :class:`Summary`.
 
     Each image is written as ``output_dir/<stem><suffix><ext>`` in its own form (see :func:`restore_array`).
     An image fails, is reported through ``log`` and skipped when it cannot be read or written, when its output
     would be one of the inputs (never replaced, even with ``overwrite``), when its output exists and not
-    ``overwrite``, when another input of this run already wrote that output, or when restoring it raises.
+    ``overwrite``, when another input of this run already wrote that output, when its header declares more
+    than ``max_pixels`` pixels (checked before decoding), or when restoring it raises.
     Inputs that match nothing count as failures too. ``progress`` shows a tqdm bar on stderr.
 
     Raises :class:`~hint_plugin.errors.ImageError` when ``inputs`` hold no image at all or ``output_dir`` cannot be
-    created.
+    created, and :class:`~hint_plugin.errors.NonFiniteError` (stopping the run, the image not written) when the
+    network's output holds a NaN or an infinity.
     """
     log = log or logger.warning
     files, problems = collect_inputs(inputs)
@@ -375,11 +397,13 @@ def restore_files(inputs, output_dir, net, device='cpu', tile=None, overlap=DEFA
         else:
             reason = None
             try:
-                image = read_image(path)
+                image = read_image(path, max_pixels)
                 restored = restore_array(net, image, device, tile, overlap, window_size, min_tile, log, path, merge)
                 write_image(target, restored, overwrite=overwrite, jpeg_quality=jpeg_quality)
             except ImageError as error:
                 reason = error.reason
+            except NonFiniteError:  # the weights overflow: every other image would fail alike
+                raise
             except Exception as error:  # one bad image must not end the run; the reason is reported
                 reason = f'{type(error).__name__}: {_first_line(error)}'
         if reason is None:

@@ -5,6 +5,9 @@
     model = ModelLoader().load_from_file('HINT_denoise.safetensors')  # or a .pth
     restored = model(image)  # (1, 3, H, W) in [0, 1], any H and W
 
+``hint_plugin.spandrel.load_from_file(path)`` does the same with the file read by the plugin's loader, which
+names an empty or damaged file; spandrel's own loader reports those in its own words (e.g. an ``EOFError``).
+
 The configuration comes from the weights alone (:func:`hint_plugin.utils.detection.detect_hint_config`; any
 HINT with attention blocks, as every trained one has). The ``variant`` is not in the weights, so models load as
 ``official`` (the released checkpoints). The descriptor says:
@@ -19,46 +22,63 @@ HINT with attention blocks, as every trained one has). The ``variant`` is not in
   bfloat16 is 53.6 dB and float16 72.0 dB, without the replay bfloat16 is 24.5 dB, because rounding flips
   its nearly tied channel ordering.
 """
-from spandrel import MAIN_REGISTRY, Architecture, ArchSupport, ImageModelDescriptor, SizeRequirements
+import torch
+from spandrel import MAIN_REGISTRY, Architecture, ArchSupport, ImageModelDescriptor, ModelLoader, SizeRequirements
 
-from hint_plugin.errors import StateDictError
+from hint_plugin.archs.hint_arch import HINT
+from hint_plugin.errors import CheckpointError, StateDictError
+from hint_plugin.utils.checkpoint import check_finite_weights, check_fit, read_state_dict
 from hint_plugin.utils.detection import detect_hint_config
 from hint_plugin.utils.state_dict import unwrap_state_dict
-from hint_plugin.archs.hint_arch import HINT
 
-__all__ = ['HINTArch', 'install']
+__all__ = ['HINTArch', 'install', 'load_from_file']
 
 SUPPORTS_HALF = True  # measured, see the module's docstring
 SUPPORTS_BFLOAT16 = True
-SKELETON = ('patch_embed.proj.weight', 'down1_2.body.0.weight', 'output.weight')
 QKCU_KEY = '.attn.intra_modulator.down.weight'  # HINT's own: Restormer's attention blocks have no QKCU
 
 
 class HINTArch(Architecture[HINT]):
-    """spandrel's description of HINT: detected by HINT's own keys, loaded with the detected configuration."""
+    """spandrel's description of HINT: detected by HINT's own keys, loaded with the detected configuration.
+
+    A state dict with HINT's own key (QKCU's intra-layer cache) is taken for HINT; one that then cannot load
+    (a missing key, shapes no HINT has, integer weights, a NaN or an infinity) raises a
+    :class:`~hint_plugin.errors.CheckpointError` saying which key and what was found, rather than being
+    reported as an unsupported model.
+    """
 
     def __init__(self):
         super().__init__(id='HINT', name='HINT', detect=self._detect)
 
     @staticmethod
     def _detect(state_dict):
-        if not all(key in state_dict for key in SKELETON) or not any(QKCU_KEY in key for key in state_dict):
-            return False
-        try:
-            detect_hint_config(state_dict)
-        except StateDictError:
-            return False
-        return True
+        return any(QKCU_KEY in key for key in state_dict)
 
     def load(self, state_dict):
         state_dict = unwrap_state_dict(state_dict)  # spandrel's loader unwraps too; a direct call may not
-        config = detect_hint_config(state_dict)
+        try:
+            config = detect_hint_config(state_dict)
+        except StateDictError as error:
+            raise CheckpointError(f'spandrel: a HINT state dict (it holds QKCU weights) that cannot be loaded: '
+                                  f'{error}') from None
+        with torch.device('meta'):
+            expected = HINT(**config).state_dict()
+        check_finite_weights('spandrel: the HINT state dict', state_dict)
+        check_fit('spandrel: the HINT state dict', expected, state_dict,
+                  network='the HINT configuration its layout reads as', advice=False)
         return ImageModelDescriptor(
             HINT(**config), state_dict, architecture=self, purpose='Restoration',
             tags=[f'{config["dim"]}dim', 'x'.join(map(str, config['num_blocks'][:3]))],
             supports_half=SUPPORTS_HALF, supports_bfloat16=SUPPORTS_BFLOAT16, scale=1,
             input_channels=config['inp_channels'], output_channels=config['out_channels'],
             size_requirements=SizeRequirements())
+
+
+def load_from_file(path, device=None):
+    """spandrel's ``ModelLoader(device).load_from_file(path)``, with the file read by the plugin's loader
+    (:func:`~hint_plugin.utils.checkpoint.read_state_dict`: ``weights_only=True``, and an empty, missing or
+    damaged file, integer, NaN or infinite weights named as such in a ``CheckpointError``)."""
+    return ModelLoader(device).load_from_state_dict(read_state_dict(path, 'params_ema'))
 
 
 def install(registry=MAIN_REGISTRY):

@@ -25,14 +25,16 @@ def main(argv=None):
     parser.add_argument('target', help=f'file to write, ending in {SUFFIX}')
     parser.add_argument('--config', metavar='YAML', help='option file whose network_g goes into the metadata '
                                                          '(default: HINT, detected from the weights)')
-    parser.add_argument('--param-key', default='params_ema',
-                        help='checkpoint key (default params_ema, falling back to params, then a bare state_dict)')
+    parser.add_argument('--param-key',
+                        help='checkpoint key, which must then exist (default: params_ema, falling back to params, '
+                             'then a bare state_dict)')
     args = parser.parse_args(argv)
     if not args.target.lower().endswith(SUFFIX):
         parser.error(f'the target must end in {SUFFIX}: {args.target}')
     try:
         network_opt = network_options(read_options(args.config), args.config) if args.config else None
-        stored = convert_to_safetensors(args.source, args.target, network_opt, args.param_key)
+        stored = convert_to_safetensors(args.source, args.target, network_opt, args.param_key or 'params_ema',
+                                        exact_key=args.param_key is not None)
     except (CheckpointError, OptionsError) as error:
         print(f'error: {" ".join(str(error).split())}', file=sys.stderr)
         return 2

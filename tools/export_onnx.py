@@ -21,6 +21,17 @@ from tools.inference import add_network_arguments  # noqa: E402
 EXIT_OK, EXIT_MISMATCH, EXIT_SETUP = 0, 1, 2
 
 
+def tolerance(text):
+    """An argparse ``type`` for ``--atol``: a number >= 0 (a negative tolerance no export could meet)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'not a number: {text!r}') from None
+    if not value >= 0:  # NaN too
+        raise argparse.ArgumentTypeError(f'must be a number >= 0, got {text}')
+    return value
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog='tools/export_onnx.py', allow_abbrev=False,
@@ -47,7 +58,7 @@ def build_parser():
                         help='compare onnxruntime with PyTorch on a random H x W image; repeatable (default: '
                              + ', '.join(f'{h} {w}' for h, w in DEFAULT_CHECK_SIZES) + ')')
     parser.add_argument('--no-check', action='store_true', help='export only, without the onnxruntime comparison')
-    parser.add_argument('--atol', type=float, default=DEFAULT_TOLERANCE,
+    parser.add_argument('--atol', type=tolerance, default=DEFAULT_TOLERANCE,
                         help=f'largest allowed absolute difference (default {DEFAULT_TOLERANCE:g})')
     return parser
 
@@ -59,7 +70,8 @@ def main(argv=None):
         for name in ('onnx', 'onnxruntime') + (('onnxscript', ) if args.exporter == 'dynamo' else ()):
             require(name)
         setup = resolve_setup(args.opt, args.weights, args.config, args.param_key)
-        net = load_network(setup.network_opt, setup.weights, setup.param_key, setup.strict, device='cpu')
+        net = load_network(setup.network_opt, setup.weights, setup.param_key, setup.strict, device='cpu',
+                           exact_key=setup.exact_key)
         print(f'exporting {type(net).__name__} with the {args.exporter} exporter (a minute for small networks, '
               'several for the released size) ...', file=sys.stderr, flush=True)
         export_onnx(net, args.output, args.opset, tuple(args.example_size), args.batch, args.exporter)

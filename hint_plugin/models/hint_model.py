@@ -36,6 +36,7 @@ from hint_plugin.utils.optimizers import build_optimizer
 from hint_plugin.utils.options import check_network_options
 from hint_plugin.utils.resume import state_identity
 from hint_plugin.utils.tiling import TILE_MERGES, restore
+from hint_plugin.utils.validation import check_finite_output
 
 DEFAULT_GRAD_CLIP_MAX_NORM = 0.01
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
@@ -454,9 +455,17 @@ class HINTModel(SRModel):
             self.log_dict['loss_scale'] = self.grad_scaler.get_scale()
 
     # --------------------------------------------------------------------------------------- testing
+    def feed_data(self, data):
+        """SRModel's, remembering the input's file (``lq_path``) so that a test output can name its image."""
+        super().feed_data(data)
+        paths = data.get('lq_path')
+        self.lq_name = paths[0] if isinstance(paths, (list, tuple)) and len(paths) == 1 else paths
+
     def test(self):
         """Restore ``self.lq``: padded to ``val.window_size`` (PAD_MULTIPLE), optionally in ``val.tile`` tiles
-        (``size``, ``overlap``) merged by ``merge``: ``cosine`` ramps (default) or the authors' plain ``average``."""
+        (``size``, ``overlap``) merged by ``merge``: ``cosine`` ramps (default) or the authors' plain ``average``.
+        An output holding a NaN or an infinity raises :class:`NonFiniteError` naming the image, before anything
+        writes or scores it."""
         val_opt = self.opt.get('val') or {}
         tile = val_opt.get('tile') or {}
         net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
@@ -470,3 +479,4 @@ class HINTModel(SRModel):
             self.output = restore(net, self.lq, window_size=val_opt.get('window_size', PAD_MULTIPLE),
                                   tile=tile.get('size'), overlap=tile.get('overlap', 32), merge=merge)
         net.train(was_training)
+        check_finite_output(self.output, getattr(self, 'lq_name', None) or 'the validation image')

@@ -58,14 +58,48 @@ def check_image(image, path='image'):
         raise ImageError(path, f'empty image {image.shape}')
 
 
-def read_image(path):
+def declared_size(path):
+    """``(width, height)`` that the image file ``path`` declares in its header, read without decoding the pixels
+    (Pillow's lazy ``Image.open``), or None when Pillow cannot tell (OpenCV's decoder then judges the file).
+
+    Pillow's own decompression-bomb check (``Image.MAX_IMAGE_PIXELS``) is off for this call only: it would
+    refuse a huge image before telling its size, and the caller's limit is what counts.
+    """
+    from PIL import Image
+
+    limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except Exception:  # noqa: BLE001  (any file Pillow cannot identify: OpenCV's decoder reports it by name)
+        return None
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
+def check_pixel_count(path, max_pixels):
+    """Raise :class:`ImageError` when ``path`` declares more than ``max_pixels`` pixels (before decoding it:
+    a small file can declare a gigantic image, a decompression bomb)."""
+    size = declared_size(path)
+    if size is not None and size[0] * size[1] > max_pixels:
+        raise ImageError(path, f'declares {size[0]} x {size[1]} = {size[0] * size[1]} pixels, above the limit of '
+                               f'{max_pixels} (--max-pixels); refused before decoding')
+
+
+def read_image(path, max_pixels=None):
     """The image stored in ``path`` as OpenCV's ``IMREAD_UNCHANGED`` gives it (BGR(A) order, 8 or 16 bits).
+
+    With ``max_pixels``, an image whose header declares more pixels is refused before it is decoded
+    (:func:`check_pixel_count`).
 
     The file is read into memory and decoded with ``cv2.imdecode`` (the pixels ``cv2.imread`` gives, for any
     path; a truncated JPEG, which ``cv2.imread`` fills up with grey, is refused by name). Raises
     :class:`ImageError` naming ``path`` when the file is missing, truncated, not an image, or of another pixel
     type than 8/16-bit with 1 to 4 channels.
     """
+    if max_pixels is not None and os.path.isfile(path):
+        check_pixel_count(path, max_pixels)
     try:
         data = np.fromfile(path, dtype=np.uint8)
     except FileNotFoundError:
@@ -76,7 +110,13 @@ def read_image(path):
         raise ImageError(path, f'cannot be read ({error.strerror or error})') from None
     if data[:2].tobytes() == b'\xff\xd8' and jpeg_is_truncated(data.tobytes()):
         raise ImageError(path, 'truncated JPEG (no end-of-image marker after its last scan)')
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    except cv2.error as error:  # OpenCV's own pixel limit (OPENCV_IO_MAX_IMAGE_PIXELS), or a decoder's assertion
+        if 'CV_IO_MAX_IMAGE_PIXELS' in str(error):
+            raise ImageError(path, 'declares more pixels than OpenCV\'s limit (the environment variable '
+                                   'OPENCV_IO_MAX_IMAGE_PIXELS); refused before decoding') from None
+        raise ImageError(path, f'OpenCV cannot decode it ({str(error).strip().splitlines()[-1]})') from None
     if image is None:
         raise ImageError(path, 'not a readable image (empty, truncated, corrupt or of an unknown format)')
     check_image(image, path)
