@@ -114,7 +114,8 @@ def cli_runs(assets):
         'ok': ['-i', str(assets['images'] / '*.png'), str(assets['images'] / 'photo.jpg'), '-o', str(out / 'ok'),
                '--opt', str(assets['test_opt']), '--device', 'cpu'],
         'bad_image': ['-i', str(assets['broken']), '-o', str(out / 'bad_image'), '--weights',
-                      str(assets['checkpoint']), '--config', str(assets['config']), '--tile', '16'],
+                      str(assets['checkpoint']), '--config', str(assets['config']), '--tile', '16',
+                      '--tile-overlap', '8'],
     }
     env = dict(os.environ, OMP_NUM_THREADS='1')
     processes = {name: subprocess.Popen([sys.executable, tool, *args], cwd=assets['root'], env=env,
