@@ -44,6 +44,7 @@ from basicsr.metrics import calculate_psnr, calculate_ssim  # noqa: E402
 from basicsr.utils import tensor2img  # noqa: E402
 
 from hint_plugin.data.gaussian_noise_dataset import GaussianNoiseDataset  # noqa: E402
+from hint_plugin.utils.image_io import crop_center  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TRAIN_OPTIONS = osp.join(REPO, 'options', 'demo', 'HINT_demo_denoise.yml')
@@ -180,13 +181,6 @@ def denoise_nlm(noisy, strength):
     return cv2.fastNlMeansDenoisingColored(noisy, None, strength, strength, NLM_TEMPLATE_WINDOW, NLM_SEARCH_WINDOW)
 
 
-def center_crop(image, size):
-    """The central ``size`` x ``size`` crop (the whole side where the image is smaller)."""
-    height, width = image.shape[:2]
-    top, left = max((height - size) // 2, 0), max((width - size) // 2, 0)
-    return image[top:top + size, left:left + size]
-
-
 # ------------------------------------------------------------------------------------------ 1. the data
 def read_bundled_photo(filename):
     """A photo from scikit-image's own data folder as 8-bit BGR (no download: only bundled files)."""
@@ -304,7 +298,7 @@ def choose_nlm_strength(photos, strengths):
     Returns:
         tuple: (best strength, ``{strength: mean PSNR}``).
     """
-    crops = [(center_crop(p.noisy, NLM_SWEEP_CROP), center_crop(p.clean, NLM_SWEEP_CROP)) for p in photos]
+    crops = [(crop_center(p.noisy, NLM_SWEEP_CROP), crop_center(p.clean, NLM_SWEEP_CROP)) for p in photos]
     sweep = {}
     for strength in strengths:
         sweep[strength] = float(np.mean([score(denoise_nlm(noisy, strength), clean)['psnr'] for noisy, clean in crops]))
@@ -422,7 +416,7 @@ def figure_layout(rows):
 
 def panel_image(image):
     """The central ``CROP`` x ``CROP`` crop of an 8-bit image, zoomed ``ZOOM`` times (pixel replication)."""
-    crop = center_crop(image, CROP)
+    crop = crop_center(image, CROP)
     return cv2.resize(crop, (crop.shape[1] * ZOOM, crop.shape[0] * ZOOM), interpolation=cv2.INTER_NEAREST)
 
 

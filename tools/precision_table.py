@@ -19,17 +19,8 @@ import torch  # noqa: E402
 from hint_plugin.inference import collect_inputs, load_network, resolve_device  # noqa: E402
 from hint_plugin.precision import PRECISIONS  # noqa: E402
 from hint_plugin.precision_study import format_rows, precision_rows  # noqa: E402
-from hint_plugin.utils.image_io import read_image, to_rgb_float  # noqa: E402
+from hint_plugin.utils.image_io import crop_center, read_image, to_rgb_float  # noqa: E402
 from hint_plugin.utils.options import network_options, read_options  # noqa: E402
-
-
-def centre_crop(image, size):
-    """The centre ``size`` x ``size`` of ``(1, C, H, W)`` (the whole image where it is smaller)."""
-    if size is None:
-        return image
-    height, width = image.shape[-2:]
-    top, left = max(0, (height - size) // 2), max(0, (width - size) // 2)
-    return image[..., top:top + size, left:left + size].contiguous()
 
 
 def load_images(inputs, crop):
@@ -42,7 +33,7 @@ def load_images(inputs, crop):
         if problems:
             raise SystemExit('error: ' + ', '.join(f'{name}: {why}' for name, why in problems))
         images = [torch.from_numpy(to_rgb_float(read_image(path))[0]).permute(2, 0, 1)[None] for path in files]
-    return [centre_crop(image, crop) for image in images]
+    return [crop_center(image, crop, channels_last=False).contiguous() if crop else image for image in images]
 
 
 def main(argv=None):

@@ -4,7 +4,8 @@
   flips / quarter turns of the square, the same for every image of a pair;
 * :func:`reflect_pad_to`: a training image smaller than the patch is mirrored at its bottom and right
   (Rain100L's 321-pixel side at patch 384);
-* :func:`center_crop`: the validation crop of ``gt_size`` (dehazing, denoising).
+* :func:`center_crop`: the validation crop of ``gt_size`` (dehazing, denoising), refusing smaller images
+  (the window itself is :func:`hint_plugin.utils.image_io.crop_center`).
 
 All take and return ``(H, W, C)`` NumPy arrays.
 """
@@ -12,6 +13,8 @@ import random
 
 import cv2
 import numpy as np
+
+from hint_plugin.utils.image_io import crop_center
 
 GEOMETRIC_MODES = 8
 
@@ -58,5 +61,4 @@ def center_crop(size, *images, name='image'):
     height, width = images[0].shape[:2]
     if height < size or width < size:
         raise ValueError(f'{name} is {height}x{width}, smaller than the validation crop gt_size {size}')
-    top, left = (height - size) // 2, (width - size) // 2
-    return [image[top:top + size, left:left + size, ...] for image in images]
+    return [crop_center(image, size) for image in images]

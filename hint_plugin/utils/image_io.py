@@ -157,6 +157,16 @@ def from_rgb_float(rgb, like, alpha=None):
     return colour.reshape(like.shape)
 
 
+def crop_center(image, size, channels_last=True):
+    """The central ``size x size`` window of ``image``: a ``(H, W, ...)`` array when ``channels_last``, else a
+    ``(..., H, W)`` tensor. Its top-left corner is ``((H - size) // 2, (W - size) // 2)``; a side shorter than
+    ``size`` is kept whole. The one centre crop (datasets, the demo, the precision table)."""
+    height, width = image.shape[:2] if channels_last else image.shape[-2:]
+    top, left = max((height - size) // 2, 0), max((width - size) // 2, 0)
+    window = (slice(top, top + size), slice(left, left + size))
+    return image[window] if channels_last else image[(..., *window)]
+
+
 def encode_parameters(extension, jpeg_quality=DEFAULT_JPEG_QUALITY):
     """``cv2.imencode`` parameters: high-quality JPEG (4:4:4 chroma); OpenCV's defaults elsewhere.
 
