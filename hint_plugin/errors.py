@@ -4,6 +4,7 @@
 its input. Each type also derives from the built-in exception it used to be (``ValueError`` ...), so code that
 catches those keeps working.
 """
+from numbers import Integral
 
 
 class HINTError(Exception):
@@ -53,3 +54,31 @@ class NonFiniteError(HINTError, FloatingPointError):
 
 class ExportError(HINTError, RuntimeError):
     """ONNX export impossible (missing packages, bad arguments), or an export that does not match PyTorch."""
+
+
+# The small checks every layer may use (the architectures included): each names the option and what was expected.
+
+def check_int(name, value, minimum):
+    """``value`` must be an int (not a bool) >= ``minimum``; else an ``OptionsError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
+        raise OptionsError(f'{name} must be an integer >= {minimum}, got {value!r}')
+
+
+def check_int_list(name, value, length, minimum):
+    """``value`` must be a list/tuple of ``length`` ints >= ``minimum`` (any length when ``length`` is None)."""
+    if not isinstance(value, (list, tuple)) or (length is not None and len(value) != length):
+        raise OptionsError(f'{name} must be a list of {length or "some"} integers, got {value!r}')
+    for i, item in enumerate(value):
+        check_int(f'{name}[{i}]', item, minimum)
+
+
+def check_bool(name, value):
+    """``value`` must be a real bool (YAML true/false), not a string or number."""
+    if not isinstance(value, bool):
+        raise OptionsError(f'{name} must be true or false, got {value!r}')
+
+
+def check_choice(name, value, choices):
+    """``value`` must be one of ``choices``."""
+    if value not in choices:
+        raise OptionsError(f'{name} must be one of {tuple(choices)}, got {value!r}')

@@ -34,8 +34,8 @@ class ChannelOrders:
         """A context in which every channel order computed is also appended to ``orders``."""
         original = hmha_arch.channel_order
 
-        def record(tokens, rule):
-            order = original(tokens, rule)
+        def record(tokens, *args):
+            order = original(tokens, *args)
             self.orders.append(order)
             return order
 
@@ -45,7 +45,7 @@ class ChannelOrders:
         """A context in which HMHA takes its orders from ``orders``, in sequence, instead of computing them."""
         replay = iter(self.orders)
 
-        def replayed(tokens, rule):
+        def replayed(tokens, *args):
             try:
                 return next(replay)
             except StopIteration:

@@ -20,7 +20,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from hint_plugin.archs.hint_arch import HINT  # noqa: E402
 from hint_plugin.archs.hmha_arch import channel_correlation, mean_channel_correlation  # noqa: E402
-from hint_plugin.archs.ops import _gather_channels, channel_mix  # noqa: E402
+from hint_plugin.archs.ops import channel_mix  # noqa: E402
+from hint_plugin.archs.qkcu_arch import gather_channels  # noqa: E402
 from hint_plugin.utils.allocator import retain_freed_memory  # noqa: E402
 
 
@@ -60,29 +61,18 @@ def kept_megabytes(function):
 
 def recomputation_by_level(repeat):
     """The first block of each level of the default HINT, forward + backward, its stretches recomputed and kept."""
-    net = HINT()
+    nets = {True: HINT(recompute_min_tokens=0), False: HINT(recompute_min_tokens=10**9)}
+    nets[False].load_state_dict(nets[True].state_dict())
     for name, side in LEVELS:
-        block = getattr(net, name)[0]
-        channels = block.ffn.project_in.in_channels
+        blocks = {recompute: getattr(net, name)[0] for recompute, net in nets.items()}
+        channels = blocks[True].ffn.project_in.in_channels
         x = torch.randn(1, channels, side, side).contiguous(memory_format=torch.channels_last).requires_grad_()
         grad = torch.randn_like(x)
-        cache = None if block.attn is None else torch.zeros(1, channels, channels)
-        modules = [m for m in (block.attn, block.ffn) if m is not None]
-
-        def configure(recompute):
-            for module in modules:
-                module.recompute_stretches, module.recompute_min_tokens = recompute, 0
-
-        def step(recompute):
-            configure(recompute)
-            block(x, cache)[0].backward(grad)
-
-        kept = {}
-        for recompute in (True, False):
-            configure(recompute)
-            kept[recompute] = kept_megabytes(lambda: block(x, cache))
+        cache = None if blocks[True].attn is None else torch.zeros(1, channels, channels)
+        kept = {recompute: kept_megabytes(lambda block=block: block(x, cache)) for recompute, block in blocks.items()}
         report(f'recomputation, {name} ({channels} x {side}x{side}), block forward + backward', repeat,
-               recompute=lambda: step(True), plain=lambda: step(False))
+               recompute=lambda: blocks[True](x, cache)[0].backward(grad),
+               plain=lambda: blocks[False](x, cache)[0].backward(grad))
         print(f'  kept for the backward pass: {kept[True]:.1f} MB recomputing, {kept[False]:.1f} MB plain')
 
 
@@ -113,7 +103,7 @@ def main(argv=None):
 
     x = torch.randn(1, 16384, 288)
     order = torch.randperm(288)[None]
-    report('channel re-ordering, 16384 x 288', args.repeat, gather=lambda: _gather_channels(x, order),
+    report('channel re-ordering, 16384 x 288', args.repeat, gather=lambda: gather_channels(x, order),
            index_select=lambda: torch.index_select(x, -1, order[0]), indexing=lambda: x[..., order[0]])
 
     recomputation_by_level(args.repeat)

@@ -1,4 +1,4 @@
-"""HINT: the 4-level encoder-decoder of "Devil is in the Uniformity" (ICCV 2025), stateless and exact.
+"""HINT, the 4-level encoder-decoder of "Devil is in the Uniformity" (ICCV 2025; arXiv 2503.20174).
 
 Data flow for an image ``(B, C_in, H, W)`` (padded to a multiple of 8, cropped back at the end)::
 
@@ -8,9 +8,8 @@ Data flow for an image ``(B, C_in, H, W)`` (padded to a multiple of 8, cropped b
     up3_2 + skip 2 -> reduce_chan_level2 -> decoder_level2 (2dim)
     up2_1 + skip 1 (concatenated, 2dim)  -> decoder_level1 (2dim) -> refinement (2dim) -> output conv + input
 
-The QKCU inter-layer cache is threaded explicitly through every attention block of one forward call. What the
-first attention block starts from is ``cache_init``: nothing, zeros (both stateless) or, as the authors' code
-does, the previous call's final cache kept on the module (``carry``; ``reset_cache()`` forgets it).
+The QKCU inter-layer cache is threaded through every attention block of a call; the first starts from
+``cache_init``: none, zeros, or the previous call's final cache (``carry``, as the authors' code).
 """
 from numbers import Real
 
@@ -21,12 +20,12 @@ from torch.utils.checkpoint import checkpoint
 from hint_plugin.archs.hmha_arch import HMHA
 from hint_plugin.archs.layers import (LAYER_NORM_TYPES, ChannelLayerNorm, Downsample, GatedDconvFeedForward,
                                       PatchEmbed, Upsample)
-from hint_plugin.archs.ops import RecomputesStretches
 from hint_plugin.archs.padding import PAD_MULTIPLE, pad_to_multiple
 from hint_plugin.archs.qkcu_arch import (DEFAULT_CACHE_MOMENTUM, DEFAULT_HEAD_RATIOS, CarriesCache, head_sizes,
                                          resolve_cache_init, resolve_cache_rounding)
-from hint_plugin.errors import OptionsError
-from hint_plugin.utils.validation import check_bool, check_int, check_int_list
+from hint_plugin.errors import OptionsError, check_bool, check_choice, check_int, check_int_list
+
+RECOMPUTE_MIN_TOKENS = 128 * 128  # fast, training: recompute the cheap stretches on maps of at least this size
 
 
 class TransformerBlock(nn.Module):
@@ -35,15 +34,17 @@ class TransformerBlock(nn.Module):
     ``forward(x, cache) -> (x, cache)``: blocks without attention pass the inter-layer cache through.
     """
 
-    def __init__(self, dim, ffn_expansion_factor, bias, layer_norm_type, attention, **attention_kwargs):
+    def __init__(self, dim, ffn_expansion_factor, bias, layer_norm_type, attention, fast, recompute_min_tokens,
+                 **attention_kwargs):
         super().__init__()
         if attention:
             self.norm1 = ChannelLayerNorm(dim, layer_norm_type)
-            self.attn = HMHA(dim, bias=bias, **attention_kwargs)
+            self.attn = HMHA(dim, bias=bias, fast=fast, recompute_min_tokens=recompute_min_tokens,
+                             **attention_kwargs)
         else:
             self.attn = None
         self.norm2 = ChannelLayerNorm(dim, layer_norm_type)
-        self.ffn = GatedDconvFeedForward(dim, ffn_expansion_factor, bias)
+        self.ffn = GatedDconvFeedForward(dim, ffn_expansion_factor, bias, fast, recompute_min_tokens)
 
     def forward(self, x, cache=None):
         if self.attn is not None:
@@ -53,95 +54,64 @@ class TransformerBlock(nn.Module):
 
 
 class HINT(CarriesCache, nn.Module):
-    """HINT image restoration network.
+    """HINT image restoration network, ``(B, inp_channels, H, W) -> (B, out_channels, H, W)``.
 
-    The keywords are those of the reference option files' ``network_g`` so their YAML works unchanged.
-
-    Args:
-        inp_channels (int): input image channels (6 for dual-pixel defocus deblurring).
-        out_channels (int): output channels; must equal ``inp_channels`` unless ``dual_pixel_task``.
-        dim (int): width of level 1; a multiple of 4 (attention runs at 2, 4, 8 x dim split in eighths).
-        num_blocks (list of 4 int): blocks of encoder levels 1-3; the latent and decoder level 2 use
-            ``num_blocks[1]`` attention blocks, decoder level 3 ``num_blocks[2]``, decoder level 1
-            ``num_blocks[0]``, as in the released models. ``num_blocks[3]`` is accepted and unused.
-        num_refinement_blocks (int): attention blocks after decoder level 1.
-        heads (list of 4 int): accepted for compatibility and ignored: every attention block has
-            ``len(head_ratios)`` heads.
-        ffn_expansion_factor (float): FFN hidden width ratio.
-        bias (bool): bias in the convolutions of blocks.
-        LayerNorm_type (str): ``'WithBias'`` or ``'BiasFree'``.
-        dual_pixel_task (bool): add a skip convolution from the embedding instead of the input residual.
-        variant (str): ``'official'`` reproduces the released checkpoints; ``'refined'`` fixes the cache
-            update, uses per-image statistics and restores the channel order (see ``VariantRule``).
-        head_ratios (sequence of int): relative head sizes, 1:2:2:3.
-        cache_momentum (float): inter-layer cache momentum, 0.9.
-        cache_rounding (str): ``official`` only: how the cache update's ``resize(A_i) * C_i // C`` rounds,
-            ``'trunc'`` (default; torch 1.12, where the released checkpoints were trained) or ``'floor'`` (the
-            authors' code on torch >= 1.13).
-        cache_init (str): what the first attention block of a call starts from: ``'carry'`` (the previous
-            call's final cache, batch-averaged and detached, exactly as the authors' code), ``'zeros'``
-            (stateless; equals ``carry`` whenever the carried cache is all zeros) or ``'none'`` (no cache: that
-            block's inter-layer modulators are skipped). Default ``'zeros'`` (measured: docs/variants.md);
-            refined refuses ``carry``, which would couple images across calls.
-        use_checkpoint (bool): activation checkpointing of every block while training (less memory, more time).
-        recompute_min_tokens (int): while training without ``use_checkpoint``, the cheap stretches before each 1x1
-            convolution (LayerNorms, gates) are recomputed in the backward pass instead of kept on feature maps of
-            at least this many tokens (``H * W``); default 16384 (128 x 128). 0 recomputes everywhere (least
-            memory), a huge value nowhere (fastest); the output and gradients are the same.
-        channels_last (bool): run the features in channels-last memory (faster convolutions and a copy-free
-            LayerNorm and attention on CPU); the output is the same function either way.
-
-    Note:
-        Without a starting cache (``cache_init: none``, and the first call under ``carry``) the first attention
-        block's ``inter_modulator*`` layers take no part in the forward pass and get no gradient; DDP then
-        needs ``find_unused_parameters`` (:attr:`has_unused_parameters`, which ``HINTModel`` reads).
+    The keywords are the authors' ``network_g`` keys (their YAML works unchanged), plus this package's; each is
+    described in docs/architecture.md (network_g keys). In short: ``num_blocks`` ``[n1, n2, n3, n4]``: encoder
+    levels 1-3 have n1, n2, n3 FFN-only blocks, the latent and decoder level 2 n2 attention blocks, decoder
+    level 3 n3, decoder level 1 n1 (n4 unused, as in the released models); ``heads`` is accepted and ignored
+    (every attention block has ``len(head_ratios)`` heads); ``variant``: ``official`` (the released checkpoints)
+    or ``refined`` (:class:`~hint_plugin.archs.qkcu_arch.VariantRule`); ``cache_init`` (default ``zeros``),
+    ``cache_rounding`` (official: ``trunc``, or ``floor``): the inter-layer cache; ``fast``: the speed devices
+    of :mod:`~hint_plugin.archs.ops` (default on, measured on CPU; ``False``: the plain path, the same function);
+    ``recompute_min_tokens`` (fast, training): recompute the cheap stretches on maps of at least this many
+    tokens; ``use_checkpoint``: checkpoint every block while training; ``channels_last``: memory format.
+    Without a starting cache (``cache_init: none``, the first call under ``carry``) the first attention block's
+    ``inter_modulator*`` layers get no gradient (:attr:`has_unused_parameters`, for DDP).
     """
 
     def __init__(self, inp_channels=3, out_channels=3, dim=48, num_blocks=(4, 6, 6, 8), num_refinement_blocks=4,
                  heads=(1, 2, 4, 8), ffn_expansion_factor=2.66, bias=False, LayerNorm_type='WithBias',
                  dual_pixel_task=False, variant='official', head_ratios=DEFAULT_HEAD_RATIOS,
                  cache_momentum=DEFAULT_CACHE_MOMENTUM, cache_rounding=None, cache_init=None, use_checkpoint=False,
-                 channels_last=True, recompute_min_tokens=RecomputesStretches.recompute_min_tokens):
+                 channels_last=True, fast=True, recompute_min_tokens=RECOMPUTE_MIN_TOKENS):
         super().__init__()
-        check_int('inp_channels', inp_channels, 1)
-        check_int('out_channels', out_channels, 1)
-        check_int('dim', dim, 4)
+        for name, value, minimum in (('inp_channels', inp_channels, 1), ('out_channels', out_channels, 1),
+                                     ('dim', dim, 4), ('num_refinement_blocks', num_refinement_blocks, 0),
+                                     ('recompute_min_tokens', recompute_min_tokens, 0)):
+            check_int(name, value, minimum)
         if dim % 4:
             raise OptionsError(f'dim must be a multiple of 4 (the attention levels run at 2, 4 and 8 times dim '
-                                f'channels, split in eighths), got {dim}')
+                               f'channels, split in eighths), got {dim}')
         check_int_list('num_blocks', num_blocks, 4, 0)
-        check_int('num_refinement_blocks', num_refinement_blocks, 0)
-        check_int('recompute_min_tokens', recompute_min_tokens, 0)
-        if not isinstance(heads, (list, tuple)) or len(heads) != 4:
-            raise OptionsError(f'heads must be a list of 4 integers (it is accepted and ignored), got {heads!r}')
+        check_int_list('heads', heads, 4, 0)
         if isinstance(ffn_expansion_factor, bool) or not isinstance(ffn_expansion_factor, Real) \
                 or int(dim * ffn_expansion_factor) < 1:
             raise OptionsError(f'ffn_expansion_factor must be a positive number, got {ffn_expansion_factor!r}')
-        for name, value in (('bias', bias), ('dual_pixel_task', dual_pixel_task),
-                            ('use_checkpoint', use_checkpoint), ('channels_last', channels_last)):
+        for name, value in (('bias', bias), ('dual_pixel_task', dual_pixel_task), ('use_checkpoint', use_checkpoint),
+                            ('channels_last', channels_last), ('fast', fast)):
             check_bool(name, value)
-        if LayerNorm_type not in LAYER_NORM_TYPES:
-            raise OptionsError(f'LayerNorm_type must be one of {LAYER_NORM_TYPES}, got {LayerNorm_type!r}')
+        check_choice('LayerNorm_type', LayerNorm_type, LAYER_NORM_TYPES)
         cache_rounding = resolve_cache_rounding(variant, cache_rounding)
         self.cache_init = resolve_cache_init(variant, cache_init)
         for width in (2 * dim, 4 * dim, 8 * dim):
             head_sizes(width, head_ratios)
         if not dual_pixel_task and inp_channels != out_channels:
             raise OptionsError(f'out_channels ({out_channels}) must equal inp_channels ({inp_channels}): the input '
-                                'image is added to the output (unless dual_pixel_task)')
+                               'image is added to the output (unless dual_pixel_task)')
 
         self.inp_channels = inp_channels
         self.dim = dim
         self.dual_pixel_task = dual_pixel_task
         self.use_checkpoint = use_checkpoint
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        recompute = None if use_checkpoint else recompute_min_tokens  # a checkpointed block recomputes everything
 
         def level(width, count, attention):
             return nn.ModuleList(
-                TransformerBlock(
-                    width, ffn_expansion_factor, bias, LayerNorm_type, attention, head_ratios=head_ratios,
-                    cache_momentum=cache_momentum, variant=variant, cache_rounding=cache_rounding,
-                    cache_init='none') for _ in range(count))
+                TransformerBlock(width, ffn_expansion_factor, bias, LayerNorm_type, attention, fast, recompute,
+                                 head_ratios=head_ratios, cache_momentum=cache_momentum, variant=variant,
+                                 cache_rounding=cache_rounding, cache_init='none') for _ in range(count))
 
         self.patch_embed = PatchEmbed(inp_channels, dim)
         self.encoder_level1 = level(dim, num_blocks[0], attention=False)
@@ -163,19 +133,11 @@ class HINT(CarriesCache, nn.Module):
         if dual_pixel_task:
             self.skip_conv = nn.Conv2d(dim, dim * 2, kernel_size=1, bias=bias)
         self.output = nn.Conv2d(dim * 2, out_channels, kernel_size=3, padding=1, bias=bias)
-        for module in self.modules():
-            if isinstance(module, RecomputesStretches):
-                module.recompute_min_tokens = recompute_min_tokens
-                if use_checkpoint:  # whole blocks are recomputed in the backward pass: no need to recompute within
-                    module.recompute_stretches = False
 
     @property
     def has_unused_parameters(self):
-        """Whether some parameters can get no gradient in a training step (then DDP needs find_unused_parameters).
-
-        Only ``zeros`` gives every attention block a cache on every call; ``none`` never gives the first one a
-        cache, ``carry`` not on the first call.
-        """
+        """Whether some parameters can get no gradient in a step (DDP's find_unused_parameters): only ``zeros``
+        gives the first attention block a cache on every call."""
         return self.cache_init != 'zeros'
 
     def _run(self, blocks, x, cache):

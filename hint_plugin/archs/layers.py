@@ -7,12 +7,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from hint_plugin.archs.ops import RecomputesStretches, pointwise_convs_of_recomputed, zero_pad
+from hint_plugin.archs import ops
 from hint_plugin.errors import OptionsError
 
 LAYER_NORM_TYPES = ('WithBias', 'BiasFree')
-# the FFN computes its hidden width padded to a multiple of this (GatedDconvFeedForward.hidden_multiple)
-HIDDEN_MULTIPLE = 16
+HIDDEN_MULTIPLE = 16  # fast: the FFN's hidden width is computed padded to a multiple of this
 
 
 class _ChannelNormWithBias(nn.Module):
@@ -65,69 +64,53 @@ class ChannelLayerNorm(nn.Module):
         return self.body(x)
 
 
-class GatedDconvFeedForward(RecomputesStretches, nn.Module):
-    """Gated-Dconv FFN: 1x1 conv to ``2*hidden``, 3x3 depthwise conv, ``gelu(x1) * x2``, 1x1 conv back.
+class GatedDconvFeedForward(nn.Module):
+    """Gated-Dconv FFN: ``x1 | x2 = dwconv(project_in(x))`` (3x3 depthwise, ``2 * hidden`` channels), then
+    ``project_out(gelu(x1) * x2)``; ``(B, C, H, W) -> (B, C, H, W)``, ``hidden = int(C * expansion_factor)``.
 
-    ``forward(x, norm=None)``: ``(B, C, H, W) -> (B, C, H, W)`` with ``hidden = int(C * expansion_factor)``;
-    ``norm`` (the block's LayerNorm) is applied to ``x`` first.
-
-    The two halves ``x1`` and ``x2`` are computed by two convolutions with the halves of the weights (the
-    same parameters and products as one convolution and a ``chunk``): in channels-last memory a chunk along the
-    channels would give strided halves, slower for the element-wise gate, and its backward pass a concatenation.
-    The hidden width is computed zero-padded to a multiple of :attr:`hidden_multiple` (:func:`zero_pad`;
-    the parameters keep the checkpoint's width).
-    While training on maps of at least ``recompute_min_tokens`` tokens, the norm's output and the gate's are
-    recomputed in the backward pass instead of kept (:func:`~hint_plugin.archs.ops.pointwise_convs_of_recomputed`):
-    the FFN keeps ``x``, ``x1`` and ``x2``.
+    ``forward(x, norm=None)``: ``norm`` (the block's LayerNorm) is applied to ``x`` first. ``fast``: the same
+    computed with the hidden width zero-padded to a multiple of 16 and, while training on maps of at least
+    ``recompute_min_tokens`` tokens (None: never), the norm and the gate recomputed in the backward pass.
     """
-    hidden_multiple = HIDDEN_MULTIPLE
 
-    def __init__(self, channels, expansion_factor=2.66, bias=False):
+    def __init__(self, channels, expansion_factor=2.66, bias=False, fast=True, recompute_min_tokens=None):
         super().__init__()
         hidden = int(channels * expansion_factor)
         self.project_in = nn.Conv2d(channels, hidden * 2, kernel_size=1, bias=bias)
         self.dwconv = nn.Conv2d(hidden * 2, hidden * 2, kernel_size=3, padding=1, groups=hidden * 2, bias=bias)
         self.project_out = nn.Conv2d(hidden, channels, kernel_size=1, bias=bias)
-
-    def computed_hidden(self):
-        """The hidden width the FFN computes with: ``hidden`` rounded up to a multiple of ``hidden_multiple``,
-        except under ``torch.jit`` tracing (complexity counts and ONNX export see the network as it is)."""
-        hidden = self.project_out.in_channels
-        if torch.jit.is_tracing():
-            return hidden
-        return -(-hidden // self.hidden_multiple) * self.hidden_multiple
-
-    @staticmethod
-    def _halves(conv, width):
-        """``(weight, bias)`` of ``conv``'s first and second halves of output channels, zero-padded to ``width``."""
-        n = conv.out_channels // 2
-        halves = []
-        for part in (slice(None, n), slice(n, None)):
-            bias = None if conv.bias is None else zero_pad(conv.bias[part], 0, width)
-            halves.append((zero_pad(conv.weight[part], 0, width), bias))
-        return halves
-
-    def _gate(self, x1, x2):
-        width = x1.shape[1]  # depthwise: a group per (padded) channel
-        (w1, b1), (w2, b2) = self._halves(self.dwconv, width)
-        padding = self.dwconv.padding
-        return F.gelu(F.conv2d(x1, w1, b1, padding=padding, groups=width)) * F.conv2d(
-            x2, w2, b2, padding=padding, groups=width)
+        self.fast, self.recompute_min_tokens = fast, recompute_min_tokens
 
     def forward(self, x, norm=None):
-        width = self.computed_hidden()
-        halves = self._halves(self.project_in, width)
-        out_conv = (zero_pad(self.project_out.weight, 1, width), self.project_out.bias)
-        recompute = self.recomputes(x)
-        if recompute and norm is not None:
-            x1, x2 = pointwise_convs_of_recomputed(norm, (x, ), list(norm.parameters()), halves)
-        else:
+        if ops.restructures(self.fast):
+            return self._fast_forward(x, norm)
+        x1, x2 = self.dwconv(self.project_in(x if norm is None else norm(x))).chunk(2, dim=1)
+        return self.project_out(F.gelu(x1) * x2)
+
+    def _fast_forward(self, x, norm):
+        """The forward above with every convolution on ``width`` hidden channels (zero weights beyond
+        ``hidden``), ``x1`` and ``x2`` by the halves of the weights (a channel chunk of a channels-last tensor
+        would give strided halves), and the stretches before the 1x1 convolutions recomputed on large maps."""
+        width = -(-self.project_out.in_channels // HIDDEN_MULTIPLE) * HIDDEN_MULTIPLE
+        halves = (slice(None, self.project_out.in_channels), slice(self.project_out.in_channels, None))
+        in_convs, dw_convs = ([(ops.zero_pad(conv.weight[part], 0, width),
+                                None if conv.bias is None else ops.zero_pad(conv.bias[part], 0, width))
+                               for part in halves] for conv in (self.project_in, self.dwconv))
+        out_conv = [(ops.zero_pad(self.project_out.weight, 1, width), self.project_out.bias)]
+
+        def gate(x1, x2):
+            (w1, b1), (w2, b2) = dw_convs
+            return F.gelu(F.conv2d(x1, w1, b1, padding=1, groups=width)) * F.conv2d(x2, w2, b2, padding=1,
+                                                                                     groups=width)
+
+        if not ops.recomputes(x, self.recompute_min_tokens):
             normalized = x if norm is None else norm(x)
-            x1, x2 = (F.conv2d(normalized, weight, bias) for weight, bias in halves)
-        if not recompute:
-            return F.conv2d(self._gate(x1, x2), *out_conv)
-        out, = pointwise_convs_of_recomputed(self._gate, (x1, x2), list(self.dwconv.parameters()), [out_conv])
-        return out
+            return F.conv2d(gate(*(F.conv2d(normalized, *conv) for conv in in_convs)), *out_conv[0])
+        if norm is None:
+            x1, x2 = (F.conv2d(x, *conv) for conv in in_convs)
+        else:
+            x1, x2 = ops.convs_of_recomputed(norm, (x, ), list(norm.parameters()), in_convs)
+        return ops.convs_of_recomputed(gate, (x1, x2), list(self.dwconv.parameters()), out_conv)[0]
 
 
 class PatchEmbed(nn.Module):

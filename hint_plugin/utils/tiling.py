@@ -4,7 +4,7 @@ import math
 import torch
 
 from hint_plugin.archs.padding import PAD_MULTIPLE, pad_to_multiple
-from hint_plugin.utils.validation import check_int
+from hint_plugin.errors import check_int
 
 TILE_MERGES = ('cosine', 'average')  # blended raised-cosine ramps, the authors' plain mean (see restore)
 

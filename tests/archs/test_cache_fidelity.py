@@ -23,9 +23,10 @@ def max_difference(a, b):
     return (a - b).abs().max().item()
 
 
+@pytest.mark.parametrize('fast', [True, False])
 @pytest.mark.parametrize('rounding', ['trunc', 'floor'])
-def test_carry_reproduces_the_reference_call_sequence_and_its_cache(reference_sequence, rounding):
-    net = reference_net(reference_sequence, cache_rounding=rounding, cache_init='carry')
+def test_carry_reproduces_the_reference_call_sequence_and_its_cache(reference_sequence, rounding, fast):
+    net = reference_net(reference_sequence, cache_rounding=rounding, cache_init='carry', fast=fast)
     outputs, caches = reference_sequence[f'outputs_{rounding}'], reference_sequence[f'final_cache_{rounding}']
     with torch.no_grad():
         for x, expected, cache in zip(reference_sequence['inputs'], outputs, caches):
@@ -42,9 +43,10 @@ def test_the_two_roundings_are_told_apart_by_the_fixture(reference_sequence):
     assert max_difference(last, reference_sequence['outputs_trunc'][2]) > 1e-4
 
 
-def test_default_official_reproduces_every_reference_call_after_the_first(reference_sequence):
-    net = reference_net(reference_sequence)  # official, cache_rounding trunc, cache_init zeros
-    assert (net.cache_init, net.latent[0].attn.cache_rounding) == ('zeros', 'trunc')
+@pytest.mark.parametrize('fast', [True, False])
+def test_default_official_reproduces_every_reference_call_after_the_first(reference_sequence, fast):
+    net = reference_net(reference_sequence, fast=fast)  # official, cache_rounding trunc, cache_init zeros
+    assert (net.cache_init, net.latent[0].attn.qkcu.cache_rounding) == ('zeros', 'trunc')
     with torch.no_grad():
         outputs = [net(x) for x in reference_sequence['inputs']]
     for call in (1, 2):
@@ -53,8 +55,9 @@ def test_default_official_reproduces_every_reference_call_after_the_first(refere
     assert net.carried_cache is None  # stateless
 
 
-def test_none_reproduces_the_first_call_only(reference_sequence):
-    net = reference_net(reference_sequence, cache_rounding='floor', cache_init='none')
+@pytest.mark.parametrize('fast', [True, False])
+def test_none_reproduces_the_first_call_only(reference_sequence, fast):
+    net = reference_net(reference_sequence, cache_rounding='floor', cache_init='none', fast=fast)
     with torch.no_grad():
         outputs = [net(x) for x in reference_sequence['inputs']]
     assert max_difference(outputs[0], reference_sequence['outputs_floor'][0]) <= 1e-8

@@ -6,15 +6,17 @@ import torch
 from basicsr.archs import build_network
 
 from conftest import FIXTURES, TINY_CONFIG
+from hint_plugin.archs import ops
 from hint_plugin.archs.hint_arch import HINT
 from hint_plugin.archs.hmha_arch import HMHA, channel_correlation, mean_channel_correlation
 from hint_plugin.archs.layers import GatedDconvFeedForward
-from hint_plugin.archs.qkcu_arch import QKCU
+from hint_plugin.archs.qkcu_arch import QKCU, VARIANTS, cache_update
 from hint_plugin.errors import OptionsError
 
 
-def test_official_variant_reproduces_reference_output_in_float64(reference_fixture):
-    net = HINT(**reference_fixture['config'], variant='official', cache_init='none', cache_rounding='floor')
+@pytest.mark.parametrize('fast', [True, False])
+def test_official_variant_reproduces_reference_output_in_float64(reference_fixture, fast):
+    net = HINT(**reference_fixture['config'], variant='official', cache_init='none', cache_rounding='floor', fast=fast)
     net = net.double().eval()
     net.load_state_dict(reference_fixture['params'], strict=True)
     with torch.no_grad():
@@ -130,6 +132,9 @@ def test_dual_pixel_task_builds_and_runs():
     (dict(out_channels=1), 'out_channels'),
     (dict(cache_momentum=1.5), 'cache_momentum'),
     (dict(head_ratios=(1, 2, 2, 4)), 'cannot be split into heads'),
+    (dict(head_ratios=[0, 1, 1, 1]), 'head_ratios must be a list of positive integers'),
+    (dict(head_ratios=[-1, 2, 2, 3]), 'head_ratios must be a list of positive integers'),
+    (dict(fast='yes'), 'fast must be true or false'),
 ])
 def test_bad_constructor_arguments_raise_clear_errors(tiny_config, kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -167,8 +172,8 @@ def test_variants_share_checkpoints_but_compute_different_functions(tiny_config)
 def test_refined_cache_is_alive_where_the_official_floor_division_kills_it():
     torch.manual_seed(0)
     maps = [torch.softmax(torch.rand(1, c, c), -1) for c in (2, 4, 4, 6)]
-    official_cache = QKCU(16, variant='official').update_cache(maps, None)
-    refined_cache = QKCU(16, variant='refined').update_cache(maps, None)
+    official_cache = cache_update(maps, [2, 4, 4, 6], VARIANTS['official'], 'floor')
+    refined_cache = cache_update(maps, [2, 4, 4, 6], VARIANTS['refined'], None)
     assert torch.count_nonzero(official_cache) == 0  # softmax maps below 1: floor(a * c_i / C) is 0
     # each head's row-stochastic map, resized to 16x16 and weighed by c_i / 16, adds about 1 to every row sum
     assert torch.allclose(refined_cache.sum(-1), torch.full((1, 16), 4.0), atol=0.01)
@@ -212,18 +217,18 @@ def test_activation_checkpointing_gives_the_same_gradients(tiny_config, variant)
 
 def test_whole_block_checkpointing_does_not_recompute_the_stretches_inside_again(tiny_config, monkeypatch):
     calls = []
-    gate = GatedDconvFeedForward._gate
-    monkeypatch.setattr(GatedDconvFeedForward, '_gate', lambda self, *inputs: calls.append(1) or gate(self, *inputs))
+    recomputed = ops.convs_of_recomputed
+    monkeypatch.setattr(ops, 'convs_of_recomputed', lambda *args: calls.append(1) or recomputed(*args))
     x = torch.rand(1, 3, 16, 16)
     counts = {}
     for use_checkpoint in (False, True):
         calls.clear()
         net = HINT(**tiny_config, use_checkpoint=use_checkpoint, recompute_min_tokens=0)  # at any size
-        blocks = sum(isinstance(m, GatedDconvFeedForward) for m in net.modules())
         net(x).mean().backward()
-        counts[use_checkpoint] = len(calls) / blocks
-    # forward + one recomputation in backward: by the stretch itself, or by the whole block's checkpoint
-    assert counts == {False: 2, True: 2}
+        counts[use_checkpoint] = len(calls)
+    # two stretches per FFN and per attention without checkpoints, none inside a checkpointed block
+    modules = sum(isinstance(m, (GatedDconvFeedForward, HMHA)) for m in net.modules())
+    assert counts == {False: 2 * modules, True: 0}
 
 
 def test_recompute_min_tokens_reaches_every_block_and_is_checked(tiny_config):
