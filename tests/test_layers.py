@@ -8,14 +8,9 @@ out of the circles.
 import ast
 from pathlib import Path
 
-import pytest
-
 PACKAGE = Path(__file__).resolve().parents[1] / 'hint_plugin'
 # lower layers first: a module may import from its own layer and the layers before it
 LAYERS = (('errors',), ('archs',), ('utils',), ('data', 'losses', 'metrics', 'models'))
-KNOWN_UPWARD = {  # issue 27: the validation helpers move down beside errors.py
-    ('hint_plugin.archs.hint_arch', 'hint_plugin.utils.validation'),
-}
 
 
 def package_modules():
@@ -100,13 +95,7 @@ def test_no_module_imports_another_in_a_circle():
 
 
 def test_no_module_imports_from_a_layer_above_its_own():
-    assert upward_imports(import_graph()) - KNOWN_UPWARD == set()
-
-
-@pytest.mark.xfail(reason='issue 27: archs.hint_arch still imports utils.validation (the helpers move down beside '
-                          'errors.py); once this passes, empty KNOWN_UPWARD and drop this test')
-def test_the_known_upward_import_is_gone():
-    assert not upward_imports(import_graph()) & KNOWN_UPWARD
+    assert upward_imports(import_graph()) == set()
 
 
 def test_the_walk_sees_lazy_relative_and_dotted_imports(tmp_path):
