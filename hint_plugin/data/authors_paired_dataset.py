@@ -142,11 +142,60 @@ def dehaze_pairs(lq_folder, gt_folder, meta_info_file=None):
     return pairs
 
 
+# The authors' own layout, one root: (list file, folder its lines are relative to, clear-image folder, extension)
+AUTHORS_DEHAZE_LISTS = {'train': ('hazy_outside.txt', 'Dehaze', osp.join('Dehaze', 'original'), '.jpg'),
+                        'test': ('haze_test.txt', osp.join('outdoor', 'hazy'), osp.join('outdoor', 'gt'), '.png')}
+
+
+def authors_dehaze_list(phase):
+    """The authors' ``(list file, hazy folder, clear folder, extension)`` for ``phase`` (``train``, else test)."""
+    return AUTHORS_DEHAZE_LISTS['train' if phase == 'train' else 'test']
+
+
+def authors_dehaze_pairs(root, phase):
+    """``[{'lq_path', 'gt_path'}]`` read from the authors' list file under ``root``, as their dataset reads it:
+
+    * training: ``root/hazy_outside.txt``; a line ``synthetic/part4/8961_0.95_0.08.jpg`` pairs
+      ``root/Dehaze/<line>`` with ``root/Dehaze/original/8961.jpg`` (the id: the file name before its first ``_``);
+    * validation and testing: ``root/haze_test.txt``; a line ``1917_0.95_0.2.jpg`` pairs
+      ``root/outdoor/hazy/<line>`` with ``root/outdoor/gt/1917.png`` (the id: the line before its first ``_``).
+
+    Blank lines are skipped. A missing image is named when it is read.
+    """
+    list_name, hazy_folder, clear_folder, extension = authors_dehaze_list(phase)
+    list_file = osp.join(root, list_name)
+    try:
+        with open(list_file, encoding='utf-8') as file:
+            lines = [line.strip() for line in file if line.strip()]
+    except OSError as error:
+        raise DataError(f"cannot read the authors' dehazing list '{list_file}': {error.strerror} (dataroot_lq and "
+                        "dataroot_gt name one folder, the authors' layout, which holds that list; give two folders "
+                        'for hazy and clear images otherwise)') from None
+    if not lines:
+        raise DataError(f"the authors' dehazing list '{list_file}' names no hazy image")
+    pairs = []
+    for line in lines:
+        image_id = (line.split('/')[-1] if phase == 'train' else line).split('_')[0]
+        pairs.append({'lq_path': osp.join(root, hazy_folder, line),
+                      'gt_path': osp.join(root, clear_folder, image_id + extension)})
+    return pairs
+
+
+def is_one_root(lq_folder, gt_folder):
+    """Whether ``dataroot_lq`` and ``dataroot_gt`` name one folder (the authors' dehazing layout)."""
+    return bool(lq_folder) and bool(gt_folder) and osp.normpath(lq_folder) == osp.normpath(gt_folder)
+
+
 @DATASET_REGISTRY.register()
 class Dataset_PairedImage_dehazeSOT(AuthorsPairedPipeline, CheckedPairedImageDataset):  # noqa: N801
     """The authors' dehazing dataset (RESIDE outdoor training set, SOTS-outdoor test set), without their
-    hard-coded absolute paths: ``dataroot_lq`` holds the hazy images ``<id>_<A>_<beta>.<ext>`` (in sub-folders or
-    not, or listed by ``meta_info_file``), ``dataroot_gt`` the clear ones ``<id>.<ext>``; see :func:`dehaze_pairs`.
+    hard-coded absolute path. Two layouts:
+
+    * the authors' own: ``dataroot_lq`` and ``dataroot_gt`` are one root holding their list files
+      (``hazy_outside.txt`` for training, ``haze_test.txt`` otherwise), read as their code reads them, relative
+      to that root (:func:`authors_dehaze_pairs`);
+    * folders: ``dataroot_lq`` holds the hazy images ``<id>_<A>_<beta>.<ext>`` (in sub-folders or not, or listed
+      by ``meta_info_file``), ``dataroot_gt`` the clear ones ``<id>.<ext>``; see :func:`dehaze_pairs`.
 
     Training as :class:`Dataset_PairedImage`; validation on the central ``gt_size`` crop; testing on whole
     images. Disk only (``io_backend: {type: disk}``). Items as :class:`Dataset_PairedImage`.
@@ -165,7 +214,10 @@ class Dataset_PairedImage_dehazeSOT(AuthorsPairedPipeline, CheckedPairedImageDat
         self.file_client = None
         self.mean, self.std = opt.get('mean'), opt.get('std')
         self.lq_folder, self.gt_folder = opt.get('dataroot_lq'), opt.get('dataroot_gt')
-        self.paths = dehaze_pairs(self.lq_folder, self.gt_folder, opt.get('meta_info_file'))
+        if is_one_root(self.lq_folder, self.gt_folder) and not opt.get('meta_info_file'):
+            self.paths = authors_dehaze_pairs(self.lq_folder, self.phase)
+        else:
+            self.paths = dehaze_pairs(self.lq_folder, self.gt_folder, opt.get('meta_info_file'))
 
     def __len__(self):
         return len(self.paths)

@@ -28,15 +28,15 @@ def smooth_image(rng, height, width):
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
-def write_pairs(lq_dir, gt_dir, names, size, rng, lq_name=lambda name: name):
-    """Clean images ``gt_dir/<name>.png`` and degraded ones ``lq_dir/<lq_name(name)>.png``."""
+def write_pairs(lq_dir, gt_dir, names, size, rng):
+    """Clean images ``gt_dir/<name>.png`` and degraded ones ``lq_dir/<name>.png``."""
     for name in names:
         gt = smooth_image(rng, *size)
         lq = np.clip(gt * 0.6 + rng.normal(0, 8, gt.shape), 0, 255).astype(np.uint8)
-        (lq_dir / lq_name(name)).parent.mkdir(parents=True, exist_ok=True)
+        lq_dir.mkdir(parents=True, exist_ok=True)
         gt_dir.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(gt_dir / f'{name}.png'), gt)
-        cv2.imwrite(str(lq_dir / f'{lq_name(name)}.png'), lq)
+        cv2.imwrite(str(lq_dir / f'{name}.png'), lq)
 
 
 def generated_data(root, kind):
@@ -51,13 +51,35 @@ def generated_data(root, kind):
             for name in names:
                 cv2.imwrite(str(folder / f'{name}.png'), smooth_image(rng, *size))
         return {'train': ('none', str(root / 'train')), 'val': ('none', str(root / 'val'))}
+    if kind == 'dehaze':
+        return authors_dehazing_layout(root, rng, train_names)
     data = {}
     for phase, size, names in (('train', (24, 20), train_names), ('val', (40, 36), ['0100'])):
         lq, gt = root / phase / 'lq', root / phase / 'gt'
-        hazy = (lambda name: f'part1/{name}_0.8_0.1') if kind == 'dehaze' else (lambda name: name)
-        write_pairs(lq, gt, names, size, rng, hazy)
+        write_pairs(lq, gt, names, size, rng)
         data[phase] = (str(lq), str(gt))
     return data
+
+
+def authors_dehazing_layout(root, rng, train_names):
+    """The dehazing data as the authors' dataset reads it: one root (both dataroots) holding
+    ``hazy_outside.txt`` (lines ``synthetic/part1/<id>_<A>_<beta>.jpg`` under ``Dehaze/``, clear images
+    ``Dehaze/original/<id>.jpg``) and ``haze_test.txt`` (lines ``<id>_<A>_<beta>.jpg`` under ``outdoor/hazy/``,
+    clear images ``outdoor/gt/<id>.png``)."""
+    layout = (('train', (24, 20), train_names, 'hazy_outside.txt', 'Dehaze', 'synthetic/part1/', 'Dehaze/original',
+               '.jpg'),
+              ('val', (40, 36), ['0100'], 'haze_test.txt', 'outdoor/hazy', '', 'outdoor/gt', '.png'))
+    for _, size, names, list_name, hazy, prefix, clear, extension in layout:
+        lines = [f'{prefix}{name}_0.8_0.1.jpg' for name in names]
+        (root / list_name).parent.mkdir(parents=True, exist_ok=True)
+        (root / list_name).write_text(''.join(f'{line}\n' for line in lines))
+        for name, line in zip(names, lines):
+            gt = smooth_image(rng, *size)
+            lq = np.clip(gt * 0.6 + rng.normal(0, 8, gt.shape), 0, 255).astype(np.uint8)
+            for path, image in ((root / hazy / line, lq), (root / clear / f'{name}{extension}', gt)):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(path), image)
+    return {'train': (str(root), str(root)), 'val': (str(root), str(root))}
 
 
 def shortened(options, data):
