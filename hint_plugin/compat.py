@@ -232,14 +232,27 @@ def share_lmdb_environments():
     LmdbBackend.__init__ = lmdb_backend_init
 
 
+def name_paired_dataset_errors():
+    """Build ``type: PairedImageDataset`` as :class:`~hint_plugin.data.checked_paired_image_dataset.
+    CheckedPairedImageDataset`: the same options and items, but lq/gt folders or LMDBs holding different names,
+    pairs of different sizes and unreadable images are named (BasicSR's own raises a bare ``AssertionError``,
+    a scale message without file names, or crops silently)."""
+    from basicsr.utils.registry import DATASET_REGISTRY
+
+    from hint_plugin.data.checked_paired_image_dataset import CheckedPairedImageDataset
+    DATASET_REGISTRY._obj_map['PairedImageDataset'] = CheckedPairedImageDataset
+
+
 def apply_training_fixes():
     """Every fix, for the plugin's own train and test entry points (BasicSR's pipeline in this process).
 
     The import alias comes first (it must precede ``import basicsr``); then distributed init on CPU (gloo), CPU
-    resume with ``weights_only``, the exact data order on resume and shared read-only LMDBs.
+    resume with ``weights_only``, the exact data order on resume, shared read-only LMDBs and BasicSR's paired
+    dataset naming its bad data.
     """
     alias_functional_tensor()
     use_portable_init_dist()
     use_portable_resume()
     use_resumable_data_order()
     share_lmdb_environments()
+    name_paired_dataset_errors()
