@@ -11,9 +11,8 @@ import torch.multiprocessing as mp
 from basicsr.models import build_model
 from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 
-from conftest import TINY_CONFIG
 from hint_plugin.models.accumulation import batch_coupling_note, micro_batches
-from tests.models.test_robust_training import model_options, parameters
+from tests.helpers import TINY_CONFIG, model_options, parameters
 
 MIXING = {'mixup': True, 'mixup_beta': 1.2, 'use_identity': True}
 # variant refined: per-image statistics (official averages its cache over the batch: no equality to expect)

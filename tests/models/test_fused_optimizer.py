@@ -5,8 +5,7 @@ import torch
 from basicsr.models import build_model
 
 from hint_plugin.utils.optimizers import build_optimizer, optimizer_keywords
-from tests.models.test_grad_scaling import train
-from tests.models.test_robust_training import model_options, parameters
+from tests.helpers import model_options, parameters, train
 
 
 def adamw_model(path, implementation, **train_options):

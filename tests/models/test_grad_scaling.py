@@ -5,31 +5,13 @@ import torch
 from basicsr.models import build_model
 from torch import nn
 
-from tests.models.test_robust_training import model_options, parameters, same
-
-
-def batch(iteration, nan=False):
-    generator = torch.Generator().manual_seed(iteration)
-    lq, gt = torch.rand(2, 3, 16, 16, generator=generator), torch.rand(2, 3, 16, 16, generator=generator)
-    if nan:
-        lq[0, 0, 3, 3] = float('nan')
-    return {'lq': lq, 'gt': gt}
+from tests.helpers import batch, model_options, parameters, same, train
 
 
 def fp16_model(path, **train):
     path.mkdir(exist_ok=True)
     torch.manual_seed(0)
     return build_model(model_options(path, amp='fp16', **train))
-
-
-def train(model, iterations):
-    """Steps on :func:`batch` ``(iteration)``; returns each step's log."""
-    logs = []
-    for iteration in iterations:
-        model.feed_data(batch(iteration))
-        model.optimize_parameters(iteration)
-        logs.append(model.get_current_log())
-    return logs
 
 
 def test_fp16_runs_the_forward_in_float16_through_a_scaler(tmp_path):

@@ -13,49 +13,17 @@ from basicsr.models import build_model
 from basicsr.utils import scandir
 from basicsr.utils.registry import ARCH_REGISTRY
 
-from conftest import REPO, TINY_CONFIG
 from hint_plugin import compat
 from hint_plugin.models.hint_model import NonFiniteError
 from hint_plugin.utils.checkpoint import atomic_save, global_rng_states, restore_global_rng_states
-from tests.models.test_training_e2e import logged_iters, make_paired_lmdbs, run, train_options, write_yaml
+from tests.helpers import (REPO, TINY_CONFIG, batch, logged_iters, make_paired_lmdbs, model_options, parameters, run,
+                           same, train_options, write_yaml)
 
 SUBPROCESS_ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1'}
 
 
-def model_options(tmp_path, is_train=True, network=None, **train):
-    """Options for ``build_model`` without BasicSR's option parser: a tiny HINT on the CPU."""
-    models, states = tmp_path / 'models', tmp_path / 'training_states'
-    models.mkdir(exist_ok=True)
-    states.mkdir(exist_ok=True)
-    return {
-        'name': 'robust', 'model_type': 'HINTModel', 'is_train': is_train, 'num_gpu': 0, 'dist': False,
-        'rank': 0, 'world_size': 1, 'manual_seed': 0, 'datasets': {},
-        'network_g': network or {'type': 'HINT', **TINY_CONFIG},
-        'path': {'models': str(models), 'training_states': str(states)},
-        'train': {'optim_g': {'type': 'AdamW', 'lr': 1e-3},
-                  'scheduler': {'type': 'MultiStepLR', 'milestones': [100], 'gamma': 0.5},
-                  'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1, 'reduction': 'mean'},
-                  'fft_loss_opt': {'type': 'FFTLoss', 'loss_weight': 0.1, 'reduction': 'mean'}, **train},
-    }
-
-
-def batch(nan=False):
-    generator = torch.Generator().manual_seed(0)
-    lq, gt = torch.rand(2, 3, 16, 16, generator=generator), torch.rand(2, 3, 16, 16, generator=generator)
-    if nan:
-        lq[0, 0, 3, 3] = float('nan')
-    return {'lq': lq, 'gt': gt}
-
-
-def parameters(model):
-    return {name: value.detach().clone() for name, value in model.net_g.named_parameters()}
-
-
-def same(before, after):
-    return all(torch.equal(before[name], after[name]) for name in before)
-
-
 # ------------------------------------------------------------------------------------------ non-finite values
+
 def test_nonfinite_loss_stops_training_naming_iteration_and_terms(tmp_path):
     model = build_model(model_options(tmp_path))
     before = parameters(model)

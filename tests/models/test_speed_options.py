@@ -4,7 +4,8 @@ import torch
 from basicsr.models import build_model
 from torch import nn
 
-from tests.models.test_robust_training import batch, model_options, parameters
+from tests.helpers import batch, model_options, parameters
+
 
 
 def one_step(model, iteration=1):

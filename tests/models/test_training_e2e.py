@@ -9,90 +9,16 @@ import time
 import cv2
 import numpy as np
 import pytest
-import yaml
-from basicsr.utils.lmdb_util import make_lmdb_from_imgs
 
-from conftest import REPO, TINY_CONFIG
+from tests.helpers import REPO, TINY_CONFIG, logged_iters, make_paired_lmdbs, paired_set, run, train_options, write_yaml
 
 pytestmark = pytest.mark.slow
-
-
-def make_paired_lmdbs(root, name, count, size, seed):
-    """Smooth random gt images and their noisy lq versions as BasicSR LMDBs; returns (lq.lmdb, gt.lmdb)."""
-    rng = np.random.default_rng(seed)
-    paths = {}
-    for kind in ('gt', 'lq'):
-        (root / name / kind).mkdir(parents=True)
-    keys = [f'{i:03d}' for i in range(count)]
-    for key in keys:
-        gt = cv2.resize(rng.uniform(0, 255, (4, 4, 3)).astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
-        lq = gt + rng.normal(0, 20, gt.shape)
-        cv2.imwrite(str(root / name / 'gt' / f'{key}.png'), np.clip(gt, 0, 255).astype(np.uint8))
-        cv2.imwrite(str(root / name / 'lq' / f'{key}.png'), np.clip(lq, 0, 255).astype(np.uint8))
-    for kind in ('gt', 'lq'):
-        paths[kind] = str(root / name / f'{kind}.lmdb')
-        make_lmdb_from_imgs(str(root / name / kind), paths[kind], [f'{k}.png' for k in keys], keys,
-                            map_size=1 << 24)
-    return paths['lq'], paths['gt']
-
-
-def paired_set(name, lq, gt, **extra):
-    return dict(name=name, type='CheckedPairedImageDataset', dataroot_lq=lq, dataroot_gt=gt, filename_tmpl='{}',
-                io_backend={'type': 'lmdb'}, **extra)
 
 
 @pytest.fixture(scope='module')
 def tiny_data(tmp_path_factory):
     root = tmp_path_factory.mktemp('data')
     return {'train': make_paired_lmdbs(root, 'train', 6, 32, 0), 'val': make_paired_lmdbs(root, 'val', 2, 24, 1)}
-
-
-def train_options(name, data, total_iter, save_every):
-    lq, gt = data['train']
-    val_lq, val_gt = data['val']
-    return {
-        'name': name, 'model_type': 'HINTModel', 'scale': 1, 'num_gpu': 0, 'manual_seed': 0,
-        'datasets': {
-            'train': paired_set('tiny_train', lq, gt, use_hflip=True, use_rot=True, gt_size=16,
-                                mini_batch_sizes=[2, 1], iters=[3, 1000], gt_sizes=[16, 8],
-                                num_worker_per_gpu=0, batch_size_per_gpu=2, dataset_enlarge_ratio=1,
-                                prefetch_mode=None),
-            'val': paired_set('tiny_val', val_lq, val_gt),
-        },
-        'network_g': {'type': 'HINT', **TINY_CONFIG},
-        'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
-        'train': {
-            'total_iter': total_iter, 'warmup_iter': -1, 'use_grad_clip': True,
-            'optim_g': {'type': 'AdamW', 'lr': 3e-4, 'weight_decay': 1e-4, 'betas': [0.9, 0.999]},
-            'scheduler': {'type': 'CosineAnnealingRestartCyclicLR', 'periods': [4, 1000],
-                          'restart_weights': [1, 1], 'eta_mins': [3e-4, 1e-6]},
-            'mixing_augs': {'mixup': True, 'mixup_beta': 1.2, 'use_identity': True},
-            'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1, 'reduction': 'mean'},
-            'fft_loss_opt': {'type': 'FFTLoss', 'loss_weight': 0.1, 'reduction': 'mean'},
-        },
-        'val': {'val_freq': 4, 'save_img': False, 'window_size': 8, 'metrics': {
-            'psnr': {'type': 'calculate_psnr', 'crop_border': 0, 'test_y_channel': False},
-            'ssim': {'type': 'calculate_ssim', 'crop_border': 0, 'test_y_channel': False}}},
-        'logger': {'print_freq': 1, 'save_checkpoint_freq': save_every, 'use_tb_logger': False,
-                   'wandb': {'project': None, 'resume_id': None}},
-        'dist_params': {'backend': 'gloo', 'port': 29500},
-    }
-
-
-def write_yaml(path, options):
-    path.write_text(yaml.safe_dump(options, sort_keys=False))
-    return str(path)
-
-
-def run(cmd, cwd, timeout=600, env=None):
-    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
-    assert result.returncode == 0, f'{cmd} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}'
-    return result.stdout + result.stderr
-
-
-def logged_iters(text):
-    """Iterations of BasicSR's MessageLogger lines, ``[epoch:  0, iter:       5, lr:(...)]``."""
-    return [int(n.replace(',', '')) for n in re.findall(r'\[epoch:\s*\d+, iter:\s*([\d,]+)', text)]
 
 
 def test_train_kill_auto_resume_then_evaluate(tmp_path, tiny_data):

@@ -14,7 +14,6 @@ import torch
 from basicsr.models import build_model
 from basicsr.utils.registry import MODEL_REGISTRY
 
-from conftest import REPO, TINY_CONFIG
 from hint_plugin import compat
 from hint_plugin.data.checked_paired_image_dataset import CheckedPairedImageDataset
 from hint_plugin.data.gaussian_noise_dataset import GaussianNoiseDataset
@@ -25,7 +24,7 @@ from hint_plugin.utils.option_schema import Key, check_options, register_dataset
 from hint_plugin.utils.options import OptionsError
 from hint_plugin.utils.resume import ResumeError, read_resume_state
 from tools.entry import check_command_line
-from tests.models.test_training_e2e import make_paired_lmdbs, train_options, write_yaml
+from tests.helpers import REPO, TINY_CONFIG, make_paired_lmdbs, model_options, train_options, write_yaml
 
 ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONPATH': str(REPO)}
 DATA = {'train': ('lq.lmdb', 'gt.lmdb'), 'val': ('val_lq.lmdb', 'val_gt.lmdb')}
@@ -401,7 +400,6 @@ def test_explicit_damaged_state_is_named(tmp_path):
 
 
 def test_saved_state_names_its_experiment_and_network_file(tmp_path):
-    from tests.models.test_robust_training import model_options
     model = build_model(model_options(tmp_path))
     model.save_training_state(0, 3)
     state = torch.load(tmp_path / 'training_states' / '3.state', weights_only=True)

@@ -14,9 +14,8 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from conftest import REPO
 from hint_plugin.utils.elastic import KEY, agree_on_round
-from tests.models.test_training_e2e import logged_iters, make_paired_lmdbs, train_options, write_yaml
+from tests.helpers import REPO, logged_iters, make_paired_lmdbs, train_options, write_yaml
 
 SUBPROCESS_ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1'}
 

@@ -1,0 +1,135 @@
+"""Helpers the test modules share (tests import them from here, never from one another)."""
+import re
+import subprocess
+from pathlib import Path
+
+import cv2
+import hint_plugin  # noqa: F401  (before BasicSR: the torchvision alias BasicSR's import needs)
+import numpy as np
+import torch
+import yaml
+from basicsr.utils.lmdb_util import make_lmdb_from_imgs
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO / 'tests' / 'fixtures'  # copies of the shared reference material (see its README)
+
+# A width-8 HINT: every level and both caches exist, and it runs in milliseconds.
+TINY_CONFIG = dict(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, heads=[1, 1, 1, 1])
+
+
+# ------------------------------------------------------------------------------ data, option files, commands
+def make_paired_lmdbs(root, name, count, size, seed):
+    """Smooth random gt images and their noisy lq versions as BasicSR LMDBs; returns (lq.lmdb, gt.lmdb)."""
+    rng = np.random.default_rng(seed)
+    paths = {}
+    for kind in ('gt', 'lq'):
+        (root / name / kind).mkdir(parents=True)
+    keys = [f'{i:03d}' for i in range(count)]
+    for key in keys:
+        gt = cv2.resize(rng.uniform(0, 255, (4, 4, 3)).astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
+        lq = gt + rng.normal(0, 20, gt.shape)
+        cv2.imwrite(str(root / name / 'gt' / f'{key}.png'), np.clip(gt, 0, 255).astype(np.uint8))
+        cv2.imwrite(str(root / name / 'lq' / f'{key}.png'), np.clip(lq, 0, 255).astype(np.uint8))
+    for kind in ('gt', 'lq'):
+        paths[kind] = str(root / name / f'{kind}.lmdb')
+        make_lmdb_from_imgs(str(root / name / kind), paths[kind], [f'{k}.png' for k in keys], keys,
+                            map_size=1 << 24)
+    return paths['lq'], paths['gt']
+
+
+def paired_set(name, lq, gt, **extra):
+    return dict(name=name, type='CheckedPairedImageDataset', dataroot_lq=lq, dataroot_gt=gt, filename_tmpl='{}',
+                io_backend={'type': 'lmdb'}, **extra)
+
+
+def train_options(name, data, total_iter, save_every):
+    lq, gt = data['train']
+    val_lq, val_gt = data['val']
+    return {
+        'name': name, 'model_type': 'HINTModel', 'scale': 1, 'num_gpu': 0, 'manual_seed': 0,
+        'datasets': {
+            'train': paired_set('tiny_train', lq, gt, use_hflip=True, use_rot=True, gt_size=16,
+                                mini_batch_sizes=[2, 1], iters=[3, 1000], gt_sizes=[16, 8],
+                                num_worker_per_gpu=0, batch_size_per_gpu=2, dataset_enlarge_ratio=1,
+                                prefetch_mode=None),
+            'val': paired_set('tiny_val', val_lq, val_gt),
+        },
+        'network_g': {'type': 'HINT', **TINY_CONFIG},
+        'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
+        'train': {
+            'total_iter': total_iter, 'warmup_iter': -1, 'use_grad_clip': True,
+            'optim_g': {'type': 'AdamW', 'lr': 3e-4, 'weight_decay': 1e-4, 'betas': [0.9, 0.999]},
+            'scheduler': {'type': 'CosineAnnealingRestartCyclicLR', 'periods': [4, 1000],
+                          'restart_weights': [1, 1], 'eta_mins': [3e-4, 1e-6]},
+            'mixing_augs': {'mixup': True, 'mixup_beta': 1.2, 'use_identity': True},
+            'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1, 'reduction': 'mean'},
+            'fft_loss_opt': {'type': 'FFTLoss', 'loss_weight': 0.1, 'reduction': 'mean'},
+        },
+        'val': {'val_freq': 4, 'save_img': False, 'window_size': 8, 'metrics': {
+            'psnr': {'type': 'calculate_psnr', 'crop_border': 0, 'test_y_channel': False},
+            'ssim': {'type': 'calculate_ssim', 'crop_border': 0, 'test_y_channel': False}}},
+        'logger': {'print_freq': 1, 'save_checkpoint_freq': save_every, 'use_tb_logger': False,
+                   'wandb': {'project': None, 'resume_id': None}},
+        'dist_params': {'backend': 'gloo', 'port': 29500},
+    }
+
+
+def write_yaml(path, options):
+    path.write_text(yaml.safe_dump(options, sort_keys=False))
+    return str(path)
+
+
+def run(cmd, cwd, timeout=600, env=None):
+    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+    assert result.returncode == 0, f'{cmd} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}'
+    return result.stdout + result.stderr
+
+
+def logged_iters(text):
+    """Iterations of BasicSR's MessageLogger lines, ``[epoch:  0, iter:       5, lr:(...)]``."""
+    return [int(n.replace(',', '')) for n in re.findall(r'\[epoch:\s*\d+, iter:\s*([\d,]+)', text)]
+
+
+# ------------------------------------------------------------------------------- models built in-process
+def model_options(tmp_path, is_train=True, network=None, **train):
+    """Options for ``build_model`` without BasicSR's option parser: a tiny HINT on the CPU."""
+    models, states = tmp_path / 'models', tmp_path / 'training_states'
+    models.mkdir(exist_ok=True)
+    states.mkdir(exist_ok=True)
+    return {
+        'name': 'robust', 'model_type': 'HINTModel', 'is_train': is_train, 'num_gpu': 0, 'dist': False,
+        'rank': 0, 'world_size': 1, 'manual_seed': 0, 'datasets': {},
+        'network_g': network or {'type': 'HINT', **TINY_CONFIG},
+        'path': {'models': str(models), 'training_states': str(states)},
+        'train': {'optim_g': {'type': 'AdamW', 'lr': 1e-3},
+                  'scheduler': {'type': 'MultiStepLR', 'milestones': [100], 'gamma': 0.5},
+                  'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1, 'reduction': 'mean'},
+                  'fft_loss_opt': {'type': 'FFTLoss', 'loss_weight': 0.1, 'reduction': 'mean'}, **train},
+    }
+
+
+def batch(seed=0, nan=False):
+    """A batch of two random 16 x 16 pairs drawn from ``seed``; one NaN in the first lq image when ``nan``."""
+    generator = torch.Generator().manual_seed(seed)
+    lq, gt = torch.rand(2, 3, 16, 16, generator=generator), torch.rand(2, 3, 16, 16, generator=generator)
+    if nan:
+        lq[0, 0, 3, 3] = float('nan')
+    return {'lq': lq, 'gt': gt}
+
+
+def parameters(model):
+    return {name: value.detach().clone() for name, value in model.net_g.named_parameters()}
+
+
+def same(before, after):
+    return all(torch.equal(before[name], after[name]) for name in before)
+
+
+def train(model, iterations):
+    """Steps on :func:`batch` ``(iteration)``; returns each step's log."""
+    logs = []
+    for iteration in iterations:
+        model.feed_data(batch(iteration))
+        model.optimize_parameters(iteration)
+        logs.append(model.get_current_log())
+    return logs
