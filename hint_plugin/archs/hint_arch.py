@@ -1,15 +1,7 @@
-"""HINT, the 4-level encoder-decoder of "Devil is in the Uniformity" (ICCV 2025; arXiv 2503.20174).
-
-Data flow for an image ``(B, C_in, H, W)`` (padded to a multiple of 8, cropped back at the end)::
-
-    patch_embed -> encoder_level1 (dim)  --down1_2--> encoder_level2 (2dim) --down2_3--> encoder_level3 (4dim)
-       --down3_4--> latent (8dim)   [encoder blocks: LayerNorm + FFN only; all later blocks: HMHA + FFN]
-    up4_3 + skip 3 -> reduce_chan_level3 -> decoder_level3 (4dim)
-    up3_2 + skip 2 -> reduce_chan_level2 -> decoder_level2 (2dim)
-    up2_1 + skip 1 (concatenated, 2dim)  -> decoder_level1 (2dim) -> refinement (2dim) -> output conv + input
-
-The QKCU inter-layer cache is threaded through every attention block of a call; the first starts from
-``cache_init``: none, zeros, or the previous call's final cache (``carry``, as the authors' code).
+"""HINT, the encoder-decoder of "Devil is in the Uniformity" (ICCV 2025, arXiv 2503.20174): image ``(B, C_in, H,
+W)`` padded to a multiple of 8 -> patch_embed -> encoder levels 1-3 (LayerNorm + FFN blocks, dim, 2dim, 4dim) ->
+latent (8dim) -> decoder levels 3, 2, 1 with skips -> refinement (HMHA + FFN blocks) -> output conv + input ->
+cropped back. The inter-layer cache is threaded through every attention block of a call (docs/architecture.md).
 """
 from numbers import Real
 
@@ -29,10 +21,7 @@ RECOMPUTE_MIN_TOKENS = 128 * 128  # fast, training: recompute the cheap stretche
 
 
 class TransformerBlock(nn.Module):
-    """``x + HMHA(norm1(x))`` (attention blocks only), then ``x + FFN(norm2(x))``; ``(B, C, H, W)``.
-
-    ``forward(x, cache) -> (x, cache)``: blocks without attention pass the inter-layer cache through.
-    """
+    """``x + HMHA(norm1(x))`` (attention blocks only), ``x + FFN(norm2(x))``: ``(x, cache) -> (x, cache)``."""
 
     def __init__(self, dim, ffn_expansion_factor, bias, layer_norm_type, attention, fast, recompute_min_tokens,
                  **attention_kwargs):
@@ -54,21 +43,9 @@ class TransformerBlock(nn.Module):
 
 
 class HINT(CarriesCache, nn.Module):
-    """HINT image restoration network, ``(B, inp_channels, H, W) -> (B, out_channels, H, W)``.
-
-    The keywords are the authors' ``network_g`` keys (their YAML works unchanged), plus this package's; each is
-    described in docs/architecture.md (network_g keys). In short: ``num_blocks`` ``[n1, n2, n3, n4]``: encoder
-    levels 1-3 have n1, n2, n3 FFN-only blocks, the latent and decoder level 2 n2 attention blocks, decoder
-    level 3 n3, decoder level 1 n1 (n4 unused, as in the released models); ``heads`` is accepted and ignored
-    (every attention block has ``len(head_ratios)`` heads); ``variant``: ``official`` (the released checkpoints)
-    or ``refined`` (:class:`~hint_plugin.archs.qkcu_arch.VariantRule`); ``cache_init`` (default ``zeros``),
-    ``cache_rounding`` (official: ``trunc``, or ``floor``): the inter-layer cache; ``fast``: the speed devices
-    of :mod:`~hint_plugin.archs.ops` (default on, measured on CPU; ``False``: the plain path, the same function);
-    ``recompute_min_tokens`` (fast, training): recompute the cheap stretches on maps of at least this many
-    tokens; ``use_checkpoint``: checkpoint every block while training; ``channels_last``: memory format.
-    Without a starting cache (``cache_init: none``, the first call under ``carry``) the first attention block's
-    ``inter_modulator*`` layers get no gradient (:attr:`has_unused_parameters`, for DDP).
-    """
+    """HINT, ``(B, inp_channels, H, W) -> (B, out_channels, H, W)``; the keywords are the authors' ``network_g``
+    keys and this package's (docs/architecture.md lists them), among them ``fast``: the speed devices of
+    :mod:`~hint_plugin.archs.ops` (default on, measured on CPU; ``False``: the plain path, the same function)."""
 
     def __init__(self, inp_channels=3, out_channels=3, dim=48, num_blocks=(4, 6, 6, 8), num_refinement_blocks=4,
                  heads=(1, 2, 4, 8), ffn_expansion_factor=2.66, bias=False, LayerNorm_type='WithBias',
@@ -136,8 +113,7 @@ class HINT(CarriesCache, nn.Module):
 
     @property
     def has_unused_parameters(self):
-        """Whether some parameters can get no gradient in a step (DDP's find_unused_parameters): only ``zeros``
-        gives the first attention block a cache on every call."""
+        """Whether the first attention block's modulators can get no gradient (no cache: for DDP)."""
         return self.cache_init != 'zeros'
 
     def _run(self, blocks, x, cache):
@@ -149,7 +125,6 @@ class HINT(CarriesCache, nn.Module):
         return x, cache
 
     def forward(self, x):
-        """``(B, inp_channels, H, W) -> (B, out_channels, H, W)`` for any B, H, W."""
         if x.dim() != 4 or x.shape[1] != self.inp_channels:
             raise ValueError(f'HINT expects a (B, {self.inp_channels}, H, W) tensor, got shape {tuple(x.shape)}')
         height, width = x.shape[-2:]
@@ -159,7 +134,6 @@ class HINT(CarriesCache, nn.Module):
         enc1, _ = self._run(self.encoder_level1, embedded, None)
         enc2, _ = self._run(self.encoder_level2, self.down1_2(enc1), None)
         enc3, _ = self._run(self.encoder_level3, self.down2_3(enc2), None)
-        # the carried cache has the last attention level's width (2 dim); each block pools it to its own
         latent, cache = self._run(self.latent, self.down3_4(enc3), self.start_cache(image, 2 * self.dim))
 
         dec3 = self.reduce_chan_level3(torch.cat([self.up4_3(latent), enc3], dim=1))

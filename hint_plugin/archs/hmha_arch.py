@@ -1,15 +1,8 @@
-"""HMHA, Hierarchical Multi-Head Attention (the HINT paper's HMHA section), holding a QKCU.
-
-The plain path (``fast=False``) for ``x`` ``(B, C, H, W)``, ``N = H * W`` tokens:
-
-1. ``q | k | v = qkv_dwconv(qkv(norm(x)))``, as tokens ``(B, N, 3C)``;
-2. channel order: q's channels sorted by their mean Pearson correlation with all channels, most correlated
-   first (:func:`channel_order`); q, k and v re-ordered alike;
-3. heads of unequal sizes: the ordered channels split 1:2:2:3 (:func:`~hint_plugin.archs.qkcu_arch.head_sizes`);
-4. per head, transposed (channel-to-channel) attention: ``A_i = softmax(t_i q_i^T k_i)`` ``(B, c_i, c_i)``, q and
-   k L2-normalised over the tokens (:func:`head_products`, :func:`attention_maps`);
-5. QKCU: the heads' outputs ``v_i A_i^T`` with the inter-layer cache, then the intra-layer gate;
-6. ``project_out``.
+"""HMHA, Hierarchical Multi-Head Attention (the HINT paper's HMHA section), holding a QKCU. Plain path for ``x``
+``(B, C, H, W)``, ``N = H * W`` tokens: ``q | k | v = qkv_dwconv(qkv(norm(x)))`` ``(B, N, 3C)``; channels sorted by
+their mean correlation (:func:`channel_order`); heads split 1:2:2:3 (``head_sizes``); per head, transposed
+attention ``A_i = softmax(t_i q_i^T k_i)`` ``(B, c_i, c_i)``, q and k L2-normalised over the tokens; QKCU (heads'
+outputs ``v_i A_i^T`` with the inter-layer cache, then the intra-layer gate); ``project_out``.
 """
 import torch
 from torch import nn
@@ -23,8 +16,7 @@ from hint_plugin.archs.qkcu_arch import (DEFAULT_CACHE_MOMENTUM, DEFAULT_HEAD_RA
 
 @in_float32
 def channel_correlation(tokens):
-    """``torch.corrcoef`` between the channels of each image's tokens ``(B, N, C)`` over the N tokens: ``(B, C, C)``,
-    as one batched product (it traces whole, no loop over the batch); one token gives NaN (0 / 0), as corrcoef."""
+    """``torch.corrcoef`` of the channels of each image's tokens ``(B, N, C)``: ``(B, C, C)``, batched."""
     count = tokens.shape[1]
     centred = tokens - tokens.sum(dim=1, keepdim=True) / count
     covariance = centred.transpose(1, 2) @ centred / (count - 1)
@@ -34,9 +26,8 @@ def channel_correlation(tokens):
 
 @in_float32
 def mean_channel_correlation(tokens):
-    """fast: ``channel_correlation(tokens).mean(dim=2)`` ``(B, C)`` without the ``(C, C)`` matrix: with ``x`` the
-    centred tokens and ``s`` their deviations, row ``i`` sums to ``(x^T (x s^-1))_i / ((N - 1) s_i)``, two
-    matrix-vector products. It does not clip each correlation to [-1, 1] (a difference at rounding level)."""
+    """fast: ``channel_correlation(tokens).mean(dim=2)`` by two matrix-vector products: row ``i`` sums to
+    ``(x^T (x s^-1))_i / ((N - 1) s_i)``, ``x`` centred, ``s`` the deviations (unclipped: rounding-level)."""
     count = tokens.shape[1]
     centred = tokens - tokens.sum(dim=1, keepdim=True) / count
     deviation = (centred.square().sum(dim=1, keepdim=True) / (count - 1)).sqrt()  # (B, 1, C)
@@ -46,8 +37,8 @@ def mean_channel_correlation(tokens):
 
 
 def channel_order(tokens, rule, fast=False):
-    """The channels of ``tokens`` ``(B, N, C)`` sorted by their mean correlation with all channels, most correlated
-    first: ``(B, C)`` per image, official: ``(1, C)`` from the batch-mean tokens. No gradient flows through it."""
+    """``(B, N, C)`` tokens' channels sorted by mean correlation with all, highest first: ``(B, C)``; official:
+    ``(1, C)`` from the batch-mean tokens."""
     with torch.no_grad():
         statistic = batch_statistic(tokens, rule)
         similarity = mean_channel_correlation(statistic) if fast else channel_correlation(statistic).mean(dim=2)
@@ -55,35 +46,22 @@ def channel_order(tokens, rule, fast=False):
 
 
 def head_products(q, k, head_channels):
-    """Each head's ``q_i^T k_i`` ``(B, c_i, c_i)`` from q and k tokens ``(B, N, C)`` split into ``head_channels``."""
+    """Each head's ``q_i^T k_i`` ``(B, c_i, c_i)`` from q and k ``(B, N, C)``."""
     return [q_i.transpose(1, 2) @ k_i for q_i, k_i in zip(q.split(head_channels, -1), k.split(head_channels, -1))]
 
 
 def attention_maps(products, temperature, dtype):
-    """``A_i = softmax(t_i P_i)`` over the last axis: the softmax in at least float32 (CPU autocast would keep a
-    half dtype), the maps in ``dtype``; ``temperature`` ``(heads, 1, 1)``."""
+    """``A_i = softmax(t_i P_i)`` over the last axis, computed in at least float32, returned in ``dtype``."""
     softmax_dtype = torch.promote_types(dtype, torch.float32)
     return [(p * temperature[i]).softmax(dim=-1, dtype=softmax_dtype).to(dtype) for i, p in enumerate(products)]
 
 
 class HMHA(CarriesCache, nn.Module):
-    """Hierarchical Multi-Head Attention with Query-Key Cache Updating: ``(B, C, H, W) -> (B, C, H, W)``.
-
-    Args:
-        dim (int): C, split exactly by ``head_ratios`` (a multiple of 8 for 1:2:2:3).
-        bias (bool): bias in the qkv and output convolutions.
-        head_ratios, cache_momentum, variant, cache_rounding: the :class:`~hint_plugin.archs.qkcu_arch.QKCU`'s.
-        cache_init (str or None): what a call without a ``cache`` starts from (:class:`CarriesCache`); inside
-            HINT ``'none'``: the network decides what its first attention block gets.
-        fast (bool): the speed devices (:mod:`~hint_plugin.archs.ops`) beside the plain path.
-        recompute_min_tokens (int or None): fast, training: on maps of at least this many tokens the norm before
-            ``qkv`` and the gate before ``project_out`` are recomputed in the backward pass; None: never.
-
-    ``forward(x, cache=None, norm=None) -> (out, cache)``: ``cache`` the incoming inter-layer cache ``(1 or B, C',
-    C')`` or ``None``, the returned one ``(1 or B, C, C)``; ``norm`` (the block's LayerNorm) is applied to ``x``.
-    The QKCU's layers are registered under HMHA's own names (``intra_modulator``, ``inter_modulator1`` ...), the
-    released checkpoints' keys; the QKCU itself, ``self.qkcu``, is held without registering them twice.
-    """
+    """HMHA with QKCU: ``forward(x, cache=None, norm=None) -> (out, cache)``, ``x`` and ``out`` ``(B, C, H, W)``,
+    the incoming cache ``(1 or B, C', C')`` or ``None``, the returned ``(1 or B, C, C)``; ``norm`` (the block's
+    LayerNorm) is applied to ``x``. ``cache_init``: where a call without ``cache`` starts (inside HINT:
+    ``'none'``); ``fast``, ``recompute_min_tokens``: as HINT's. The QKCU's layers are registered under HMHA's
+    names (``intra_modulator``, ``inter_modulator1`` ...: the released checkpoints' keys)."""
 
     def __init__(self, dim, bias=False, head_ratios=DEFAULT_HEAD_RATIOS, cache_momentum=DEFAULT_CACHE_MOMENTUM,
                  variant='official', cache_rounding=None, cache_init=None, fast=True, recompute_min_tokens=None):
@@ -151,8 +129,7 @@ class HMHA(CarriesCache, nn.Module):
             return channel_order(q.permute(0, 2, 3, 1).reshape(x.shape[0], -1, c), self.rule, True)
 
     def _fast_qkv(self, x, norm, order, recompute):
-        """fast: the plain q | k | v tokens ``(B, N, 3C)``, by convolutions whose output channels are taken in
-        ``order`` (where given: the same as gathering the tokens), the norm recomputed where ``recompute``."""
+        """fast: the q | k | v tokens ``(B, N, 3C)``, the weights' output channels taken in ``order`` (where given)."""
         b, c = x.shape[:2]
         convs = [(self.qkv.weight, self.qkv.bias), (self.qkv_dwconv.weight, self.qkv_dwconv.bias)]
         if order is not None:

@@ -1,77 +1,46 @@
-"""Building blocks shared by HINT's levels: channel LayerNorm, gated-dconv FFN, patch embedding, resampling.
-
-Every module works on feature maps of shape ``(B, C, H, W)``. Attribute names (``body``, ``proj``,
-``project_in`` ...) follow the reference implementation so released checkpoints load without renaming.
-"""
+"""HINT's building blocks (Restormer's, which HINT keeps), on ``(B, C, H, W)``: channel LayerNorm, gated-dconv
+FFN, patch embedding, resampling; attribute names are the released checkpoints'."""
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from hint_plugin.archs import ops
-from hint_plugin.errors import OptionsError
+from hint_plugin.errors import check_choice
 
 LAYER_NORM_TYPES = ('WithBias', 'BiasFree')
 HIDDEN_MULTIPLE = 16  # fast: the FFN's hidden width is computed padded to a multiple of this
 
 
-class _ChannelNormWithBias(nn.Module):
-    """``(x - mean) / sqrt(var + eps) * weight + bias`` over the channel axis of ``(B, C, H, W)``.
-
-    PyTorch's fused ``layer_norm`` on the ``(B, H, W, C)`` view: free for channels-last tensors, and it keeps
-    only the mean and inverse deviation for the backward pass.
-    """
-
-    def __init__(self, channels, eps=1e-5):
+class _ChannelNorm(nn.Module):
+    def __init__(self, channels, with_bias):
         super().__init__()
         self.weight = nn.Parameter(torch.ones(channels))
-        self.bias = nn.Parameter(torch.zeros(channels))
-        self.eps = eps
+        self.bias = nn.Parameter(torch.zeros(channels)) if with_bias else None
 
     def forward(self, x):
-        normalized = F.layer_norm(x.permute(0, 2, 3, 1), self.weight.shape, self.weight, self.bias, self.eps)
-        return normalized.permute(0, 3, 1, 2)
-
-
-class _ChannelNormBiasFree(nn.Module):
-    """``x / sqrt(var + eps) * weight`` over the channel axis (the variance is still taken around the mean)."""
-
-    def __init__(self, channels, eps=1e-5):
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(channels))
-        self.eps = eps
-
-    def forward(self, x):
-        var = x.var(1, keepdim=True, unbiased=False)
-        return x * torch.rsqrt(var + self.eps) * self.weight[:, None, None]
+        if self.bias is None:  # BiasFree: divided by the deviation around the mean, the mean kept
+            return x * torch.rsqrt(x.var(1, keepdim=True, unbiased=False) + 1e-5) * self.weight[:, None, None]
+        # the fused layer_norm on the (B, H, W, C) view: free for channels-last tensors
+        return F.layer_norm(x.permute(0, 2, 3, 1), self.weight.shape, self.weight, self.bias).permute(0, 3, 1, 2)
 
 
 class ChannelLayerNorm(nn.Module):
-    """Restormer's LayerNorm over channels, computed in place on ``(B, C, H, W)`` (no transposes).
-
-    Args:
-        channels (int): C.
-        layer_norm_type (str): ``'WithBias'`` or ``'BiasFree'``.
-    """
+    """LayerNorm over the channels of ``(B, C, H, W)``, ``'WithBias'`` or ``'BiasFree'``."""
 
     def __init__(self, channels, layer_norm_type='WithBias'):
         super().__init__()
-        if layer_norm_type not in LAYER_NORM_TYPES:
-            raise OptionsError(f'LayerNorm_type must be one of {LAYER_NORM_TYPES}, got {layer_norm_type!r}')
-        norm = _ChannelNormWithBias if layer_norm_type == 'WithBias' else _ChannelNormBiasFree
-        self.body = norm(channels)
+        check_choice('LayerNorm_type', layer_norm_type, LAYER_NORM_TYPES)
+        self.body = _ChannelNorm(channels, layer_norm_type == 'WithBias')
 
     def forward(self, x):
         return self.body(x)
 
 
 class GatedDconvFeedForward(nn.Module):
-    """Gated-Dconv FFN: ``x1 | x2 = dwconv(project_in(x))`` (3x3 depthwise, ``2 * hidden`` channels), then
-    ``project_out(gelu(x1) * x2)``; ``(B, C, H, W) -> (B, C, H, W)``, ``hidden = int(C * expansion_factor)``.
-
-    ``forward(x, norm=None)``: ``norm`` (the block's LayerNorm) is applied to ``x`` first. ``fast``: the same
-    computed with the hidden width zero-padded to a multiple of 16 and, while training on maps of at least
-    ``recompute_min_tokens`` tokens (None: never), the norm and the gate recomputed in the backward pass.
-    """
+    """Gated-Dconv FFN: ``x1 | x2 = dwconv(project_in(norm(x)))`` (3x3 depthwise, ``2 * hidden`` channels), then
+    ``project_out(gelu(x1) * x2)``; ``(B, C, H, W)``, ``hidden = int(C * expansion_factor)``. ``fast``: the same
+    with the hidden width zero-padded to a multiple of 16 and, while training on maps of at least
+    ``recompute_min_tokens`` tokens (None: never), the norm and the gate recomputed in the backward pass."""
 
     def __init__(self, channels, expansion_factor=2.66, bias=False, fast=True, recompute_min_tokens=None):
         super().__init__()
@@ -88,9 +57,8 @@ class GatedDconvFeedForward(nn.Module):
         return self.project_out(F.gelu(x1) * x2)
 
     def _fast_forward(self, x, norm):
-        """The forward above with every convolution on ``width`` hidden channels (zero weights beyond
-        ``hidden``), ``x1`` and ``x2`` by the halves of the weights (a channel chunk of a channels-last tensor
-        would give strided halves), and the stretches before the 1x1 convolutions recomputed on large maps."""
+        """fast: ``x1`` and ``x2`` by the halves of the weights (a chunk of a channels-last tensor would give
+        strided halves), each zero-padded to ``width`` hidden channels."""
         width = -(-self.project_out.in_channels // HIDDEN_MULTIPLE) * HIDDEN_MULTIPLE
         halves = (slice(None, self.project_out.in_channels), slice(self.project_out.in_channels, None))
         in_convs, dw_convs = ([(ops.zero_pad(conv.weight[part], 0, width),
@@ -125,25 +93,18 @@ class PatchEmbed(nn.Module):
 
 
 class Downsample(nn.Module):
-    """3x3 conv to ``C/2`` then pixel-unshuffle 2: ``(B, C, H, W) -> (B, 2C, H/2, W/2)``."""
+    """3x3 conv to ``C/2``, pixel-unshuffle: ``(B, C, H, W) -> (B, 2C, H/2, W/2)``; ``Upsample``: the converse."""
+    shuffle, factor = nn.PixelUnshuffle, 0.5
 
     def __init__(self, channels):
         super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(channels, channels // 2, kernel_size=3, padding=1, bias=False), nn.PixelUnshuffle(2))
+        conv = nn.Conv2d(channels, int(channels * self.factor), kernel_size=3, padding=1, bias=False)
+        self.body = nn.Sequential(conv, self.shuffle(2))
 
     def forward(self, x):
         return self.body(x)
 
 
-class Upsample(nn.Module):
-    """3x3 conv to ``2C`` then pixel-shuffle 2: ``(B, C, H, W) -> (B, C/2, 2H, 2W)``."""
-
-    def __init__(self, channels):
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(channels, channels * 2, kernel_size=3, padding=1, bias=False), nn.PixelShuffle(2))
-
-    def forward(self, x):
-        return self.body(x)
-
+class Upsample(Downsample):
+    """3x3 conv to ``2C``, pixel-shuffle: ``(B, C, H, W) -> (B, C/2, 2H, 2W)``."""
+    shuffle, factor = nn.PixelShuffle, 2

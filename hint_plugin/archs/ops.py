@@ -1,7 +1,5 @@
-"""The fast branches of HINT (``fast: true``): each computes what the plain expression beside its call computes,
-to rounding, in less time or memory; tests/archs/test_ops.py checks each against the plain branch, forward and
-backward. What each gained, and the command that measured it: docs/benchmarks.md.
-"""
+"""HINT's speed devices (``fast: true``): each computes what the plain branch beside its call computes, to
+rounding, in less time or memory (tests/archs/test_ops.py; their gains: docs/benchmarks.md)."""
 import contextlib
 import functools
 
@@ -15,8 +13,8 @@ def at_least_float32(tensor):
 
 
 def in_float32(function):
-    """Run ``function(tokens, ...)`` on ``tokens`` in at least float32 with autocast off (both paths: not a speed
-    device but range: a float16 sum of 65536 squares overflows, bfloat16 keeps 8 bits)."""
+    """Run ``function(tokens, ...)`` on ``tokens`` in at least float32, autocast off: on both paths, for range (a
+    float16 sum of 65536 squares overflows)."""
     @functools.wraps(function)
     def wrapper(tokens, *args):
         if not torch.is_autocast_enabled(tokens.device.type):  # no context to trace for torch.export / ONNX
@@ -27,15 +25,13 @@ def in_float32(function):
 
 
 def restructures(fast):
-    """Whether the devices that change which operations run (padded FFN width, re-ordered weights, recomputation,
-    hand-written backward passes) apply: ``fast``, but not under ``torch.jit`` tracing (ONNX export, complexity
-    counts), which records the network's own operations."""
+    """``fast``, except under ``torch.jit`` tracing (ONNX export, complexity counts: the network's own operations)."""
     return fast and not torch.jit.is_tracing()
 
 
 def recomputes(x, min_tokens):
-    """Whether a call on ``x`` ``(B, C, H, W)`` recomputes its cheap stretches (:func:`convs_of_recomputed`):
-    gradients recorded, not compiling or tracing, ``H * W >= min_tokens`` (``None``: never)."""
+    """Whether a call on ``x`` ``(B, C, H, W)`` recomputes (:func:`convs_of_recomputed`): gradients recorded, not
+    compiling or tracing, ``H * W >= min_tokens`` (``None``: never)."""
     return (min_tokens is not None and torch.is_grad_enabled() and not torch.compiler.is_compiling()
             and not torch.jit.is_tracing() and x.shape[-2] * x.shape[-1] >= min_tokens)
 
@@ -45,7 +41,7 @@ def _as(tensor, dtype):
 
 
 class _ConvsOfRecomputed(torch.autograd.Function):
-    """:func:`convs_of_recomputed`; ``apply(stretch, num_inputs, num_params, *inputs, *params, *weights_and_biases)``."""
+    """``apply(stretch, num_inputs, num_params, *inputs, *params, *weights_and_biases)``."""
 
     @staticmethod
     def forward(ctx, stretch, num_inputs, num_params, *tensors):
@@ -89,18 +85,15 @@ class _ConvsOfRecomputed(torch.autograd.Function):
 
 
 def convs_of_recomputed(stretch, inputs, params, convs):
-    """``[F.conv2d(stretch(*inputs), w, b) for w, b in convs]`` (1x1 weights), keeping ``inputs`` instead of the
-    stretch's output for the backward pass, where the cheap stretch (a LayerNorm, a gate) is recomputed and the
-    convolutions are not; ``params``: the parameters ``stretch`` uses."""
+    """``[F.conv2d(stretch(*inputs), w, b) for w, b in convs]`` (1x1), keeping ``inputs`` instead of the stretch's
+    output: the cheap stretch (a norm, a gate; ``params`` its parameters) is recomputed in the backward pass."""
     flat = [tensor for pair in convs for tensor in pair]
     return list(_ConvsOfRecomputed.apply(stretch, len(inputs), len(params), *inputs, *params, *flat))
 
 
 def channel_mix(conv, x, channel_dim):
-    """A kernel-1 ``nn.Conv1d`` applied along ``channel_dim`` of ``x``: ``-1`` of tokens ``(B, N, C)``, as a 1x1
-    ``conv2d`` of their ``(B, C, N, 1)`` channels-last view (``F.linear`` under tracing, where complexity counts
-    file it apart from the 2-D convolutions); ``1`` of maps ``(B, c, c)``, one matrix product.
-    Plain: ``conv(x.transpose(1, 2)).transpose(1, 2)``, ``conv(x)``."""
+    """A kernel-1 ``nn.Conv1d`` along ``channel_dim``: ``-1`` of tokens ``(B, N, C)`` as a 1x1 ``conv2d`` of their
+    channels-last view (``F.linear`` under tracing), ``1`` of maps ``(B, c, c)`` as a matrix product."""
     weight = conv.weight.squeeze(-1)
     if channel_dim == 1:
         out = torch.matmul(weight, x)
@@ -113,16 +106,14 @@ def channel_mix(conv, x, channel_dim):
 
 
 def zero_pad(tensor, dim, size):
-    """``tensor`` with zeros appended along ``dim`` up to ``size``: the FFN's weights padded with zero rows and
-    columns give zero extra hidden channels, so the same output on a width that is a multiple of 16."""
+    """``tensor`` with zeros appended along ``dim`` up to ``size`` (zero weights: zero extra channels)."""
     extra = size - tensor.shape[dim]
     return tensor if extra == 0 else F.pad(tensor, [0, 0] * (tensor.dim() - 1 - dim % tensor.dim()) + [0, extra])
 
 
 class _HeadProducts(torch.autograd.Function):
-    """:func:`head_products`; the backward pass, ``dq_i = k_i dP_i^T`` and ``dk_i = q_i dP_i``, gives the tokens'
-    gradient as one row-major ``(B, N, 2C)`` concatenation (autograd's own concatenates transposed pieces twice).
-    Made of differentiable operations, so a second derivative is right too."""
+    """Backward ``dq_i = k_i dP_i^T``, ``dk_i = q_i dP_i``, concatenated once, row-major (autograd's own
+    concatenates transposed pieces twice); differentiable, so second derivatives are right too."""
 
     @staticmethod
     def forward(ctx, qk, head_channels):
@@ -147,21 +138,18 @@ def _head_slices(qk, head_channels):
 
 
 def head_products(qk, head_channels):
-    """Each head's ``q_i^T k_i`` ``(B, c_i, c_i)`` from tokens ``qk`` ``(B, N, 2C)`` = ``[q | k]`` that need a
-    gradient. Plain: :func:`hint_plugin.archs.hmha_arch.head_products`."""
+    """Each head's ``q_i^T k_i`` from tokens ``qk`` ``(B, N, 2C)`` = ``[q | k]`` (plain: ``hmha_arch.head_products``)."""
     return list(_HeadProducts.apply(qk, tuple(head_channels)))
 
 
 @in_float32
 def channel_norms(tokens):
-    """L2 norms over the tokens, ``(B, N, C) -> (B, 1, C)``, as a square, a sum and a square root (several times
-    faster on CPU than ``torch.linalg.vector_norm`` over a non-contiguous axis)."""
+    """L2 norms over the tokens, ``(B, N, C) -> (B, 1, C)`` (faster on CPU than ``vector_norm`` over that axis)."""
     return tokens.square().sum(dim=1, keepdim=True).sqrt()
 
 
 class _TokenNormalization(torch.autograd.Function):
-    """:func:`normalize_tokens` with the gradient ``(g - y sum_N(g y)) / norm``, keeping only the output ``y`` and
-    the ``(B, 1, C)`` norms (autograd's own keeps the input and takes about ten passes, this four)."""
+    """Backward ``(g - y sum_N(g y)) / norm``, keeping only ``y`` and the norms (four passes instead of ten)."""
 
     @staticmethod
     def forward(ctx, tokens, eps):
@@ -180,8 +168,7 @@ class _TokenNormalization(torch.autograd.Function):
 
 
 def normalize_tokens(tokens, eps=1e-12):
-    """``F.normalize(tokens, dim=1)`` for ``(B, N, C)``, the norms in at least float32, the result in the dtype of
-    ``tokens``: the hand-written backward pass where a gradient is recorded (and not tracing)."""
+    """``F.normalize(tokens, dim=1)`` for ``(B, N, C)``, norms in at least float32, in the dtype of ``tokens``."""
     if torch.is_grad_enabled() and tokens.requires_grad and not torch.jit.is_tracing():
         return _TokenNormalization.apply(tokens, eps)
     return (tokens / channel_norms(tokens).clamp_min(eps)).to(tokens.dtype)

@@ -1,14 +1,9 @@
-"""QKCU, Query-Key Cache Updating (the HINT paper's QKCU section): the two caches through which the heads of
-HMHA share what they attend to. Tokens are ``(B, N, C)``; head ``i`` has ``c_i`` channels and a map ``(B, c_i, c_i)``.
+"""QKCU, Query-Key Cache Updating (the HINT paper's QKCU section): the caches through which HMHA's heads share
+what they attend to. Tokens ``(B, N, C)``; head ``i`` has ``c_i`` channels and a map ``A_i`` ``(B, c_i, c_i)``.
 
-* Intra-layer cache (within one attention block): ``T = q + k``, the normalised queries and keys (detached),
-  gates the heads' output ``O``: ``O + up(down(gelu(gate(O + T)) * (O + T)))`` (:class:`IntraCacheModulation`).
-* Inter-layer cache (from attention block to attention block): a ``(C, C)`` map ``M``. Each head's map is
-  modulated by ``M`` pooled to its size (:class:`InterCacheModulation`); the block passes on
-  ``momentum * M + (1 - momentum) * U``, ``U`` the heads' maps resized to ``(C, C)`` and weighed by ``c_i / C``
-  (:func:`cache_update`).
-
-The ``official`` and ``refined`` variants differ only in :class:`VariantRule`.
+* intra-layer cache, within a block: ``T = q + k`` gates the heads' output ``O`` (:class:`IntraCacheModulation`);
+* inter-layer cache, block to block: a ``(C, C)`` map ``M`` modulates each head's map
+  (:class:`InterCacheModulation`) and is passed on as ``momentum * M + (1 - momentum) * U`` (:func:`cache_update`).
 """
 from dataclasses import dataclass
 
@@ -22,58 +17,44 @@ from hint_plugin.errors import OptionsError, check_choice
 DEFAULT_HEAD_RATIOS = (1, 2, 2, 3)
 DEFAULT_CACHE_MOMENTUM = 0.9
 CACHE_ROUNDINGS = ('trunc', 'floor')
-CACHE_INITS = ('carry', 'zeros', 'none')  # see CarriesCache
-DEFAULT_CACHE_INIT = 'zeros'  # stateless, and every parameter trains (docs/variants.md)
+CACHE_INITS = ('carry', 'zeros', 'none')  # see CarriesCache; zeros is the default (docs/variants.md)
 
 
 @dataclass(frozen=True)
 class VariantRule:
-    """What differs between the variants; ``official`` is the authors' code, where the released checkpoints
-    come from, each of its quirks marked ``official:`` where it happens.
-
-    Attributes:
-        per_image: statistics (channel order, cache update) per image; official: over the batch mean, which
-            couples the images of a batch.
-        true_division: the cache update weighs head ``i`` by ``c_i / C``; official: ``resize(A_i) * c_i // C``,
-            an integer division (mostly zeros and -1s) rounded by ``cache_rounding``.
-        damp_first_update: the first attention block passes on ``momentum * U`` instead of ``U``.
-        restore_order: the channel order is undone before the intra-layer gate; official: never undone.
-    """
+    """What differs between the variants; ``official`` is the authors' code (the released checkpoints), each of
+    its quirks marked ``official:`` where it happens. ``per_image``: statistics per image (official: the batch
+    mean); ``true_division``: the cache update weighs by ``c_i / C`` (official: ``// C``, rounded by
+    ``cache_rounding``); ``damp_first_update``: the first block passes on ``momentum * U``; ``restore_order``:
+    the channel order is undone before the intra-layer gate (official: never undone)."""
     per_image: bool
     true_division: bool
     damp_first_update: bool
     restore_order: bool
 
 
-VARIANTS = {
-    'official': VariantRule(per_image=False, true_division=False, damp_first_update=True, restore_order=False),
-    'refined': VariantRule(per_image=True, true_division=True, damp_first_update=False, restore_order=True),
-}
+VARIANTS = {'official': VariantRule(False, False, True, False), 'refined': VariantRule(True, True, False, True)}
 
 
 def get_variant(name):
-    """The :class:`VariantRule` called ``name``."""
     check_choice('variant', name, VARIANTS)
     return VARIANTS[name]
 
 
 def resolve_cache_rounding(variant, cache_rounding=None):
-    """official: how ``//`` rounds, ``'trunc'`` (default: torch 1.12, where the released checkpoints were trained)
-    or ``'floor'`` (the authors' code on torch >= 1.13); ``None`` for refined, which divides exactly."""
+    """official: ``'trunc'`` (default: torch 1.12's ``//``, the released checkpoints) or ``'floor'`` (torch >=
+    1.13's); ``None`` for refined, which divides exactly."""
     if cache_rounding is not None:
         check_choice('cache_rounding', cache_rounding, CACHE_ROUNDINGS)
-    if get_variant(variant).true_division:
-        if cache_rounding is not None:
+        if get_variant(variant).true_division:
             raise OptionsError(f'cache_rounding only applies to the official variant; variant {variant!r} divides '
                                'exactly (leave cache_rounding unset)')
-        return None
-    return cache_rounding or 'trunc'
+    return None if get_variant(variant).true_division else cache_rounding or 'trunc'
 
 
 def resolve_cache_init(variant, cache_init=None):
-    """What a call's first attention block starts from (default ``zeros``); ``carry`` is refused for per-image
-    statistics, whose images must stay independent of each other."""
-    cache_init = DEFAULT_CACHE_INIT if cache_init is None else cache_init
+    """``cache_init`` (default ``'zeros'``); ``carry`` is refused where images must stay independent."""
+    cache_init = 'zeros' if cache_init is None else cache_init
     check_choice('cache_init', cache_init, CACHE_INITS)
     if cache_init == 'carry' and get_variant(variant).per_image:
         raise OptionsError(f'cache_init: carry is not available for variant {variant!r}: a cache carried from the '
@@ -85,8 +66,8 @@ def head_sizes(channels, ratios=DEFAULT_HEAD_RATIOS):
     """HMHA's heads: ``channels`` split in the ``ratios`` (1:2:2:3), ``r * channels / sum(ratios)`` each."""
     if not isinstance(ratios, (list, tuple)) or not ratios or any(
             isinstance(r, bool) or not isinstance(r, int) or r < 1 for r in ratios):
-        raise OptionsError(f'head_ratios must be a list of positive integers (relative head sizes, e.g. [1, 2, 2, 3]), '
-                           f'got {ratios!r}')
+        raise OptionsError(f'head_ratios must be a list of positive integers (relative head sizes, e.g. '
+                           f'[1, 2, 2, 3]), got {ratios!r}')
     sizes = [r * channels // sum(ratios) for r in ratios]
     if sum(sizes) != channels or min(sizes) == 0:
         raise OptionsError(f'{channels} channels cannot be split into heads with ratios {tuple(ratios)}: each '
@@ -100,7 +81,7 @@ def batch_statistic(x, rule):
 
 
 class IntraCacheModulation(nn.Module):
-    """Intra-layer cache gate, tokens ``(B, N, C)``: ``up(down(gelu(gatingConv(s)) * s))`` with ``s = out + qk``."""
+    """Intra-layer cache gate on tokens ``(B, N, C)``: ``up(down(gelu(gatingConv(s)) * s))``, ``s = out + qk``."""
 
     def __init__(self, channels, fast=True):
         super().__init__()
@@ -111,7 +92,7 @@ class IntraCacheModulation(nn.Module):
 
     def forward(self, out, qk):
         s = out + qk
-        if self.fast:  # the kernel-1 Conv1d layers as 1x1 conv2d of the tokens' channels-last view
+        if self.fast:  # fast: the Conv1d layers as 1x1 conv2d of the tokens' channels-last view
             gated = F.gelu(ops.channel_mix(self.gatingConv, s, -1)) * s
             return ops.channel_mix(self.up, ops.channel_mix(self.down, gated, -1), -1)
         s = s.transpose(1, 2)  # (B, C, N), Conv1d's layout
@@ -119,9 +100,8 @@ class IntraCacheModulation(nn.Module):
 
 
 class InterCacheModulation(nn.Module):
-    """Inter-layer modulation of one head's map ``attn`` ``(B, c, c)`` by the cache ``(1 or B, C, C)``: with
-    ``scale | shift = conv_width(pool_c(cache) + attn)`` and ``m = attn * scale + shift``, ``attn + m * gelu(gatingConv(m))``
-    (the Conv1d layers mix the rows)."""
+    """Inter-layer modulation of a head's map ``attn`` ``(B, c, c)`` by the cache ``(1 or B, C, C)``: with ``scale |
+    shift = conv_width(pool_c(cache) + attn)``, ``m = attn * scale + shift``: ``attn + m * gelu(gatingConv(m))``."""
 
     def __init__(self, head_channels, fast=True):
         super().__init__()
@@ -131,14 +111,15 @@ class InterCacheModulation(nn.Module):
 
     def forward(self, attn, cache):
         mix = (lambda conv, x: ops.channel_mix(conv, x, 1)) if self.fast else (lambda conv, x: conv(x))
-        scale, shift = mix(self.conv_width, F.adaptive_avg_pool2d(cache, self.gatingConv.in_channels) + attn).chunk(2, dim=1)
+        pooled = F.adaptive_avg_pool2d(cache, self.gatingConv.in_channels)
+        scale, shift = mix(self.conv_width, pooled + attn).chunk(2, dim=1)
         m = attn * scale + shift
         return attn + m * F.gelu(mix(self.gatingConv, m))
 
 
 def cache_update(maps, head_channels, rule, rounding):
-    """``U``, ``(1 or B, C, C)``: each head's map (detached) resized bilinearly to ``(C, C)``, weighed by
-    ``c_i / C`` and summed; official: weighed as ``resize(A_i) * c_i // C`` with ``//`` rounded by ``rounding``."""
+    """``U`` ``(1 or B, C, C)``: the heads' maps (detached) resized bilinearly to ``(C, C)``, weighed by ``c_i / C``
+    and summed; official: weighed as ``resize(A_i) * c_i // C``, ``//`` rounded by ``rounding``."""
     channels = sum(head_channels)
     update = 0
     for attn, c_i in zip(maps, head_channels):
@@ -146,25 +127,22 @@ def cache_update(maps, head_channels, rule, rounding):
                                 mode='bilinear', align_corners=False).squeeze(1)
         if rule.true_division:
             update = update + resized * (c_i / channels)
-        else:  # official: an integer division of the weighed map, as the authors' `resized * c_i // C`
+        else:  # official: an integer division, as the authors' `resized * c_i // C`
             update = update + torch.div(resized * c_i, channels, rounding_mode=rounding)
     return update
 
 
 class CarriesCache:
-    """Where a call's first attention block starts (``cache_init``): ``'none'`` without a cache, ``'zeros'`` from
-    an all-zero ``(1, C, C)`` one, ``'carry'`` from the final cache of the previous call (detached; none on the
-    first call and after :meth:`reset_cache`), as the authors' HINT keeps it on the module. The carried cache is
-    plain per-process state: not in the state dict, not synchronised by DDP."""
+    """Where a call's first attention block starts (``cache_init``): ``'none'``, ``'zeros'`` (a ``(1, C, C)``
+    zero cache) or ``'carry'``: the previous call's final cache, detached, as the authors' HINT keeps it (none
+    on the first call and after :meth:`reset_cache`; per process, not in the state dict)."""
     cache_init = 'none'
     carried_cache = None
 
     def reset_cache(self):
-        """Forget the carried cache: the next call starts from none, as a freshly built module does."""
         self.carried_cache = None
 
     def start_cache(self, like, channels):
-        """The cache the first attention block gets, in ``like``'s dtype and device, or ``None``."""
         if self.cache_init == 'zeros':
             return like.new_zeros(1, channels, channels)
         if self.cache_init == 'carry':
@@ -176,7 +154,6 @@ class CarriesCache:
         return None
 
     def keep_cache(self, cache):
-        """Remember the call's final cache when carrying it (detached: no graph crosses calls)."""
         if self.cache_init == 'carry' and cache is not None:
             self.carried_cache = cache.detach()
 
@@ -184,16 +161,11 @@ class CarriesCache:
 class QKCU(nn.Module):
     """Query-Key Cache Updating for ``dim`` channels in heads of ``head_ratios``; HMHA holds one.
 
-    Args:
-        dim (int): C. head_ratios (sequence of int): relative head sizes (1:2:2:3).
-        cache_momentum (float): the inter-layer cache keeps ``momentum`` of its past (0.9).
-        variant (str): ``'official'`` or ``'refined'`` (:class:`VariantRule`).
-        cache_rounding (str or None): official: ``'trunc'`` (default) or ``'floor'``; unset for refined.
-        fast (bool): the Conv1d layers as faster equal operations (:func:`ops.channel_mix`).
-
-    ``forward(maps, values, qk, cache=None, order=None) -> (out, cache)``: ``maps`` the heads' softmax maps
-    ``(B, c_i, c_i)``, ``values`` their ``(B, N, c_i)``, ``qk`` the ``(B, N, C)`` intra-layer cache, ``cache`` the
-    incoming ``(1 or B, C', C')`` or ``None``, ``order`` the ``(1 or B, C)`` channel order the heads were taken in.
+    ``cache_momentum``: the share of its past the inter-layer cache keeps (0.9); ``variant``: ``'official'`` or
+    ``'refined'`` (:class:`VariantRule`); ``cache_rounding``: official's ``//``; ``fast``: ``ops.channel_mix``.
+    ``forward(maps, values, qk, cache=None, order=None) -> (out, cache)``: the heads' softmax maps and values
+    ``(B, N, c_i)``, the ``(B, N, C)`` intra-layer cache, the incoming ``(1 or B, C', C')`` cache or ``None``,
+    and the ``(1 or B, C)`` channel order the heads were taken in.
     """
 
     def __init__(self, dim, head_ratios=DEFAULT_HEAD_RATIOS, cache_momentum=DEFAULT_CACHE_MOMENTUM,
@@ -209,17 +181,13 @@ class QKCU(nn.Module):
         for i, channels in enumerate(self.head_channels, start=1):  # the released checkpoints' names
             self.add_module(f'inter_modulator{i}', InterCacheModulation(channels, fast))
 
-    @property
-    def inter_modulators(self):
-        return [getattr(self, f'inter_modulator{i}') for i in range(1, len(self.head_channels) + 1)]
-
     def attend(self, maps, values, cache=None):
-        """The inter-layer cache: ``(heads, new_cache)``, ``heads`` ``(B, N, C)`` = ``v_i A_i^T`` side by side, each
-        map ``A_i`` first modulated by the incoming cache pooled to ``(C, C)`` (not without one)."""
+        """The inter-layer cache: ``heads`` ``(B, N, C)``, ``v_i A_i^T`` side by side, each map first modulated by
+        the incoming cache pooled to ``(C, C)`` (where there is one), and the cache passed on."""
         channels = sum(self.head_channels)
         if cache is not None:
             cache = F.adaptive_avg_pool2d(cache, channels) if cache.shape[-1] != channels else cache
-            maps = [modulator(attn, cache) for modulator, attn in zip(self.inter_modulators, maps)]
+            maps = [getattr(self, f'inter_modulator{i}')(attn, cache) for i, attn in enumerate(maps, start=1)]
         heads = torch.cat([v @ attn.transpose(1, 2) for attn, v in zip(maps, values)], dim=-1)
         update = cache_update(maps, self.head_channels, self.rule, self.cache_rounding)
         if cache is not None:
@@ -227,8 +195,8 @@ class QKCU(nn.Module):
         return heads, update * self.cache_momentum if self.rule.damp_first_update else update
 
     def gate(self, heads, qk, order=None):
-        """The intra-layer cache: ``heads + intra_modulator(heads, qk)``, tokens ``(B, N, C)``, the channel
-        ``order`` undone first where the variant says so (official: the heads stay in sorted order)."""
+        """The intra-layer cache: ``heads + intra_modulator(heads, qk)``, the channel ``order`` undone first where
+        the variant says so (official: the heads stay in sorted order)."""
         if order is not None and self.rule.restore_order:
             inverse = torch.argsort(order, dim=1)
             heads, qk = gather_channels(heads, inverse), gather_channels(qk, inverse)
