@@ -41,7 +41,8 @@ def main(argv=None):
     parser.add_argument('-i', '--input', nargs='*', help='images, folders or globs (default: skimage astronaut)')
     parser.add_argument('--weights', help='checkpoint (.pth or .safetensors); default: random weights, --seed')
     parser.add_argument('--config', help='option file whose network_g describes the network (default HINT())')
-    parser.add_argument('--param-key', default='params_ema')
+    parser.add_argument('--param-key', help='checkpoint key, which must then exist (default: params_ema, falling '
+                                            'back to params, then a bare state_dict)')
     parser.add_argument('--seed', type=int, default=0, help='seed of the random weights without --weights')
     parser.add_argument('--crop', type=int, default=256, help='centre crop size; 0 for whole images (default 256)')
     parser.add_argument('--precisions', nargs='+', choices=list(PRECISIONS), default=list(PRECISIONS))
@@ -54,7 +55,8 @@ def main(argv=None):
     device = resolve_device(args.device)
     torch.manual_seed(args.seed)
     network_opt = network_options(read_options(args.config), args.config) if args.config else {'type': 'HINT'}
-    net = load_network(network_opt, args.weights, args.param_key, device=device)
+    net = load_network(network_opt, args.weights, args.param_key or 'params_ema', device=device,
+                       exact_key=args.param_key is not None)
     images = load_images(args.input, args.crop or None)
     rows = precision_rows(net, images, args.precisions, device, same_order=args.same_order)
     print(f'{len(images)} image(s), {"x".join(map(str, images[0].shape[-2:]))} first; device {device}, '

@@ -281,3 +281,12 @@ def test_load_network_with_an_exact_key_that_exists_loads(tmp_path):
     torch.save({'params': tiny_state()}, path)
     net = load_network({'type': 'HINT', **TINY_CONFIG}, path, 'params', exact_key=True)
     assert torch.equal(net.state_dict()['output.weight'], tiny_state()['output.weight'])
+
+
+def test_explicit_param_key_that_is_absent_is_refused_by_precision_table(tmp_path, network_yaml):
+    from tools import precision_table
+    weights = tmp_path / 'net.pth'
+    torch.save({'params': tiny_state()}, weights)
+    with pytest.raises(CheckpointError, match=r"no weights under the key 'params_ema' asked for \(the keys holding "
+                                              r"weights are \['params'\]\)"):
+        precision_table.main(['--weights', str(weights), '--config', network_yaml, '--param-key', 'params_ema'])
