@@ -16,8 +16,8 @@ from hint_plugin.archs.hint_arch import HINT
 from hint_plugin.errors import CheckpointError, NonFiniteError, OptionsError
 from hint_plugin.inference import load_network, resolve_setup, smallest_tile
 from hint_plugin.utils.checkpoint import load_weights, read_state_dict
-from tools import convert_weights, export_onnx, inference
 from tests.helpers import TINY_CONFIG, write_yaml
+from tools import convert_weights, export_onnx, inference
 
 
 def tiny_state(change=None):
