@@ -4,7 +4,8 @@ function.
 Nothing in site-packages is edited. ``import hint_plugin`` applies only :func:`alias_functional_tensor`, without
 which ``import basicsr`` fails on torchvision >= 0.17. The others change BasicSR's behaviour, so they apply only
 where HINT trains or tests: :func:`apply_training_fixes`, called by the plugin's entry points
-(``tools/train.py``, ``tools/test.py``: ``tools/entry.py``) before BasicSR's pipeline starts.
+(``tools/train.py``, ``tools/test.py``: ``tools/entry.py``) before BasicSR's pipeline starts; the first of them
+makes BasicSR read option files with the plugin's safe loader.
 """
 import importlib
 import itertools
@@ -243,14 +244,31 @@ def name_paired_dataset_errors():
     DATASET_REGISTRY._obj_map['PairedImageDataset'] = CheckedPairedImageDataset
 
 
+def safe_ordered_yaml():
+    """BasicSR's ``ordered_yaml()`` pair with the safe :class:`~hint_plugin.utils.option_yaml.OptionLoader` as
+    its loader (its dumper unchanged)."""
+    from hint_plugin.utils.option_yaml import OptionLoader
+    return OptionLoader, safe_ordered_yaml.__wrapped__()[1]
+
+
+def use_safe_option_files():
+    """Route BasicSR's ``parse_options`` (which reads ``-opt`` with ``ordered_yaml()[0]``, PyYAML's full loader:
+    a ``!!python/object/apply`` tag there runs code) to :func:`safe_ordered_yaml`."""
+    from basicsr.utils import options
+    if options.ordered_yaml is not safe_ordered_yaml:
+        safe_ordered_yaml.__wrapped__ = options.ordered_yaml
+        options.ordered_yaml = safe_ordered_yaml
+
+
 def apply_training_fixes():
     """Every fix, for the plugin's own train and test entry points (BasicSR's pipeline in this process).
 
-    The import alias comes first (it must precede ``import basicsr``); then distributed init on CPU (gloo), CPU
-    resume with ``weights_only``, the exact data order on resume, shared read-only LMDBs and BasicSR's paired
-    dataset naming its bad data.
+    The import alias comes first (it must precede ``import basicsr``); then the safe option-file loader, distributed
+    init on CPU (gloo), CPU resume with ``weights_only``, the exact data order on resume, shared read-only LMDBs and
+    BasicSR's paired dataset naming its bad data.
     """
     alias_functional_tensor()
+    use_safe_option_files()
     use_portable_init_dist()
     use_portable_resume()
     use_resumable_data_order()

@@ -8,17 +8,19 @@ from collections.abc import Mapping
 import torch
 import yaml
 from basicsr.archs import build_network
-from basicsr.utils.options import ordered_yaml
 from basicsr.utils.registry import ARCH_REGISTRY
 
 from hint_plugin.errors import OptionsError  # noqa: F401  (raised here; importable from here too)
+from hint_plugin.utils.option_yaml import OptionLoader
 
 
 def read_options(path):
-    """A BasicSR option file as a dict (BasicSR's ordered YAML loader, so ``!!float`` behaves the same)."""
+    """A BasicSR option file as a dict, read by :class:`~hint_plugin.utils.option_yaml.OptionLoader`: BasicSR's
+    dialect (ordered mappings, ``!!float``) with YAML's safe loader; a ``!!python`` tag or a key given twice is an
+    :class:`OptionsError` naming the file, line and key (nothing in the file runs)."""
     try:
         with open(path, encoding='utf-8') as file:
-            options = yaml.load(file, Loader=ordered_yaml()[0])
+            options = yaml.load(file, Loader=OptionLoader)
     except OSError as error:
         raise OptionsError(f'cannot read option file {path}: {error.strerror or error}') from None
     except (yaml.YAMLError, UnicodeDecodeError) as error:
