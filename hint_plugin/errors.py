@@ -56,6 +56,10 @@ class ExportError(HINTError, RuntimeError):
     """ONNX export impossible (missing packages, bad arguments), or an export that does not match PyTorch."""
 
 
+class SaveError(HINTError, OSError):
+    """A file that could not be written (disk full, read-only folder); the message names it and says what was kept."""
+
+
 # The small checks every layer may use (the architectures included): each names the option and what was expected.
 
 def check_int(name, value, minimum):
@@ -82,3 +86,11 @@ def check_choice(name, value, choices):
     """``value`` must be one of ``choices``."""
     if value not in choices:
         raise OptionsError(f'{name} must be one of {tuple(choices)}, got {value!r}')
+
+
+def check_plain_name(value, what):
+    """Raise :class:`OptionsError` unless ``value`` is one plain path component (a folder or file name of its own:
+    not empty, no ``/`` or ``\\``, not ``.`` or ``..``); ``what`` names the option in the message."""
+    if not isinstance(value, str) or not value.strip() or value in ('.', '..') or '/' in value or '\\' in value:
+        raise OptionsError(f'{what} = {value!r}: expected a plain name (not empty, no / or \\, not . or ..); it '
+                           'becomes one folder or file name under its parent folder')

@@ -479,6 +479,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error(f'--rounds must be at least 1, got {args.rounds}')
+    if args.opt:
+        check_option_file(args.opt, parser)
     reference = None
     if args.reference:
         try:
@@ -494,6 +496,17 @@ def main(argv=None):
         except ValueError as error:
             parser.error(str(error))
         return run(args, source, revision, reference)
+
+
+def check_option_file(path, parser):
+    """Read ``--opt`` once as every entry point does (safe YAML, no duplicate keys; the measuring processes may
+    run another revision's plugin), exiting with status 2 and the message when it is refused."""
+    import hint_plugin  # noqa: F401  (before BasicSR: the torchvision alias)
+    from hint_plugin.utils.options import OptionsError, read_options
+    try:
+        read_options(path)
+    except OptionsError as error:
+        parser.error(str(error))
 
 
 def run(args, source, revision, reference):

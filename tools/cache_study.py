@@ -23,7 +23,7 @@ from tqdm import tqdm  # noqa: E402
 
 from hint_plugin.data.gaussian_noise_dataset import GaussianNoiseDataset  # noqa: E402
 from hint_plugin.utils.checkpoint import load_weights  # noqa: E402
-from hint_plugin.utils.options import network_options, read_options  # noqa: E402
+from hint_plugin.utils.options import OptionsError, network_options, read_options  # noqa: E402
 
 ROUNDINGS = ('trunc', 'floor')
 INITS = ('carry', 'zeros', 'none')
@@ -60,8 +60,11 @@ def main(argv=None):
     parser.add_argument('--folders', nargs='*', default=[], help='more clean-image folders to run after the test set')
     args = parser.parse_args(argv)
 
-    options = read_options(args.opt)
-    network_opt = network_options(options, args.opt)
+    try:
+        options = read_options(args.opt)
+        network_opt = network_options(options, args.opt)
+    except OptionsError as error:
+        parser.error(str(error))
     network_opt.pop('cache_rounding', None), network_opt.pop('cache_init', None)
     items = noisy_sequence(options, args.folders)
     results = {(r, i): run_mode(network_opt, args.weights, items, r, i) for r in ROUNDINGS for i in INITS}

@@ -10,7 +10,7 @@ from os import path as osp
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
 
 from hint_plugin.complexity import analyze, summary  # noqa: E402
-from hint_plugin.utils.options import network_from_options  # noqa: E402
+from hint_plugin.utils.options import OptionsError, network_from_options  # noqa: E402
 
 
 def main(argv=None):
@@ -20,7 +20,10 @@ def main(argv=None):
     parser.add_argument('--size', type=int, nargs=2, default=[256, 256], metavar=('H', 'W'))
     parser.add_argument('--depth', type=int, default=2, help='module depth of the per-module table')
     args = parser.parse_args(argv)
-    net = network_from_options(args.opt, variant=args.variant)
+    try:
+        net = network_from_options(args.opt, variant=args.variant)
+    except OptionsError as error:
+        parser.error(str(error))
     result = analyze(net, *args.size, max_depth=args.depth)
     print(result['table'])
     print(summary(result, *args.size))

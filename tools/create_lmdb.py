@@ -13,7 +13,7 @@ import hint_plugin  # noqa: E402,F401  (before any basicsr import: it patches a 
 from hint_plugin.data.lmdb_layouts import (  # noqa: E402
     KEY_SOURCES, LAYOUTS, configure_layout, create_lmdbs)
 from hint_plugin.data.lmdb_check import LmdbError, verify_lmdb  # noqa: E402
-from hint_plugin.errors import DataError  # noqa: E402
+from hint_plugin.errors import DataError, OptionsError, check_plain_name  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -43,6 +43,11 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if not args.verify and not (args.layout and args.input and args.output):
         parser.error('--layout, --input and --output are required (or --verify PATH)')
+    if args.name is not None:
+        try:
+            check_plain_name(args.name, '--name')  # OUTPUT/<name>.lmdb stays inside --output
+        except OptionsError as error:
+            parser.error(str(error))
     return args
 
 

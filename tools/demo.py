@@ -45,6 +45,8 @@ from basicsr.utils import tensor2img  # noqa: E402
 
 from hint_plugin.data.gaussian_noise_dataset import GaussianNoiseDataset  # noqa: E402
 from hint_plugin.utils.image_io import crop_center  # noqa: E402
+from hint_plugin.utils.option_yaml import OptionDumper  # noqa: E402
+from hint_plugin.utils.options import read_options  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TRAIN_OPTIONS = osp.join(REPO, 'options', 'demo', 'HINT_demo_denoise.yml')
@@ -121,14 +123,14 @@ def rel(path):
 
 
 def load_yaml(path):
-    with open(path) as f:
-        return yaml.safe_load(f)
+    """The option file ``path``, read as every entry point reads one (safe YAML, no duplicate keys)."""
+    return read_options(path)
 
 
 def write_yaml(options, path):
     os.makedirs(osp.dirname(path), exist_ok=True)
     with open(path, 'w') as f:
-        yaml.safe_dump(options, f, sort_keys=False)
+        yaml.dump(options, f, Dumper=OptionDumper, sort_keys=False)
     return path
 
 

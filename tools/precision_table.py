@@ -20,7 +20,7 @@ from hint_plugin.inference import collect_inputs, load_network, resolve_device  
 from hint_plugin.precision import PRECISIONS  # noqa: E402
 from hint_plugin.precision_study import format_rows, precision_rows  # noqa: E402
 from hint_plugin.utils.image_io import crop_center, read_image, to_rgb_float  # noqa: E402
-from hint_plugin.utils.options import network_options, read_options  # noqa: E402
+from hint_plugin.utils.options import OptionsError, network_options, read_options  # noqa: E402
 
 
 def load_images(inputs, crop):
@@ -54,7 +54,10 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     torch.manual_seed(args.seed)
-    network_opt = network_options(read_options(args.config), args.config) if args.config else {'type': 'HINT'}
+    try:
+        network_opt = network_options(read_options(args.config), args.config) if args.config else {'type': 'HINT'}
+    except OptionsError as error:
+        parser.error(str(error))
     net = load_network(network_opt, args.weights, args.param_key or 'params_ema', device=device,
                        exact_key=args.param_key is not None)
     images = load_images(args.input, args.crop or None)

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from numbers import Integral, Real
 
+from hint_plugin.errors import check_plain_name
 from hint_plugin.utils.options import OptionsError
 from hint_plugin.utils.tiling import TILE_MERGES
 
@@ -373,6 +374,11 @@ def rule_num_gpu(options, is_train):
         raise OptionsError(f'num_gpu = {options["num_gpu"]!r}: expected an integer >= 0 or auto')
 
 
+def rule_experiment_name(options, is_train):
+    """``name`` becomes experiments/<name>, tb_logger/<name> or results/<name>: one plain folder name."""
+    check_plain_name(options['name'], 'name')
+
+
 def rule_model_type(options, is_train):
     from basicsr.utils.registry import MODEL_REGISTRY
     if options['model_type'] not in MODEL_REGISTRY:
@@ -457,7 +463,7 @@ def rule_network(options, is_train):
     check_network_options(options['network_g'], 'network_g')
 
 
-RULES = [rule_num_gpu, rule_model_type, rule_training_set, rule_progressive, rule_scheduler, rule_losses,
+RULES = [rule_num_gpu, rule_experiment_name, rule_model_type, rule_training_set, rule_progressive, rule_scheduler, rule_losses,
          rule_wandb, rule_test_val, rule_network]
 
 

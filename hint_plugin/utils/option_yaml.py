@@ -94,3 +94,11 @@ def checked_pairs(loader, node, path):
                                'one of them')
         first_line[key] = key_node.start_mark.line + 1
         yield value_node, [*path, str(key)]
+
+
+class OptionDumper(yaml.SafeDumper):
+    """``yaml.dump(options, Dumper=OptionDumper)``: writes options in the same dialect (ordered mappings as plain
+    mappings, in their order; nothing Python-specific)."""
+
+
+OptionDumper.add_representer(OrderedDict, lambda dumper, data: dumper.represent_dict(data.items()))

@@ -43,10 +43,30 @@ def check_launcher(launcher, environ=os.environ):
         raise OptionsError('--launcher slurm: SLURM_PROCID not set; start the command with srun')
 
 
+def check_devices(options, source, cuda_available=None):
+    """``num_gpu`` >= 1 and ``prefetch_mode: cuda`` need a CUDA GPU, which this machine may lack."""
+    import torch
+    if cuda_available is None:
+        cuda_available = torch.cuda.is_available()
+    if cuda_available:
+        return
+    asked = []
+    if isinstance(options.get('num_gpu'), int) and options['num_gpu'] >= 1:
+        asked.append(f'num_gpu = {options["num_gpu"]}')
+    asked += [f'datasets.{phase}.prefetch_mode = \'cuda\'' for phase, dataset in options['datasets'].items()
+              if isinstance(dataset, dict) and dataset.get('prefetch_mode') == 'cuda']
+    if asked:
+        raise OptionsError(f'{source}: {" and ".join(asked)}, but this machine has no CUDA GPU '
+                           '(torch.cuda.is_available() is False): set num_gpu: 0 (or auto) and prefetch_mode: ~ '
+                           'to run on the CPU')
+
+
 def check_startup_options(opt_path, force_yml, launcher, is_train):
-    """Read ``opt_path``, apply ``force_yml`` and check the result and ``launcher``; :class:`OptionsError` names
-    the file, the key and what was expected."""
+    """Read ``opt_path``, apply ``force_yml`` and check the result, the devices it asks for and ``launcher``;
+    :class:`OptionsError` names the file, the key and what was expected. Returns the options as checked."""
     options = read_options(opt_path)
     apply_force_yml(options, force_yml, opt_path)
     check_options(options, is_train, source=opt_path)
+    check_devices(options, opt_path)
     check_launcher(launcher)
+    return options
