@@ -310,3 +310,13 @@ def test_ctrl_c_during_training_exits_130_with_the_iteration_and_the_resume_comm
     assert (f'train: interrupted (Ctrl-C) during iteration 3; the last saved training state is iteration 2: '
             f'resume from it with: python tools/train.py -opt {path} --auto_resume') in message, message
     assert not os.path.exists(lock_path(str(tmp_path / 'experiments'), 'stopped'))
+
+
+def test_ctrl_c_during_testing_exits_130_without_a_traceback(tmp_path, monkeypatch, capsys):
+    def interrupted(root):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sys, 'argv', ['tools/test.py'])  # no -opt: BasicSR's own parser would say it is required
+    with pytest.raises(SystemExit) as exit_info:
+        entry.run_pipeline(interrupted, is_train=False)
+    assert exit_info.value.code == 130 and capsys.readouterr().err == 'test: interrupted (Ctrl-C)\n'
