@@ -6,8 +6,9 @@ What their files say and this model does with it:
   patches with that stage's batch, as the authors' loop does (it only crops smaller patches); a warning names
   those stages (HINTModel refuses such files);
 * ``val.use_image``: ``true`` computes the metrics on 8-bit images (BasicSR's way), ``false`` on the network's
-  float output, neither rounded nor clipped, scaled to 0-255 (as the authors' ``calculate_psnr`` on tensors
-  while the output stays <= 1; their switch to a peak of 255 when a value exceeds 1 is not reproduced);
+  float output clipped to [0, 1] (``tensor2img`` clips it in place in the authors' loop) but not rounded, scaled
+  to 0-255, as the authors' ``calculate_psnr`` on tensors;
+* validation is otherwise SRModel's (``val.pbar``, ``val.suffix``, the best results);
 * ``val.rgb2bgr``: the channel order of the images saved and measured (``true``, the default, is BGR, which
   ``test_y_channel`` expects);
 * ``val.max_minibatch``: read by neither the authors' code nor this one (validation runs one image at a time):
@@ -18,12 +19,12 @@ What their files say and this model does with it:
   global batch;
 * a dataset's ``in_ch`` must equal ``network_g.inp_channels``.
 """
-from os import path as osp
+from collections import OrderedDict
 
 import numpy as np
 import torch
 from basicsr.metrics import calculate_metric
-from basicsr.utils import get_root_logger, imwrite, tensor2img
+from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from hint_plugin.errors import OptionsError
@@ -88,40 +89,41 @@ class ImageCleanModel(HINTModel):
         super()._init_progressive(dataset_opt)
 
     def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
-        """SRModel's validation, with the metrics on 8-bit images or on the float output (``val.use_image``) and
-        the channel order of ``val.rgb2bgr``."""
+        """SRModel's validation (``val.pbar``, the saved images, the best results) in the authors' dialect:
+        ``val.rgb2bgr`` through :meth:`get_current_visuals`; with ``val.use_image: false`` SRModel's loop runs
+        without metrics and :meth:`get_current_visuals` measures each image on the float output instead."""
         val_opt = self.opt['val']
-        use_image, rgb2bgr = val_opt.get('use_image', True), val_opt.get('rgb2bgr', True)
-        dataset_name = dataloader.dataset.opt['name']
         metrics = val_opt.get('metrics')
-        if metrics is not None:
-            self._initialize_best_metric_results(dataset_name)
-            self.metric_results = {name: 0 for name in metrics}
-        count = 0
-        for val_data in dataloader:
-            img_name = osp.splitext(osp.basename(val_data['lq_path'][0]))[0]
-            self.feed_data(val_data)
-            self.test()
-            sr_img = tensor2img([self.output.detach().cpu()], rgb2bgr=rgb2bgr)
-            metric_data = {'img': sr_img if use_image else float_image(self.output, rgb2bgr)}
-            if hasattr(self, 'gt'):
-                metric_data['img2'] = (tensor2img([self.gt.detach().cpu()], rgb2bgr=rgb2bgr) if use_image
-                                       else float_image(self.gt, rgb2bgr))
-                del self.gt
-            del self.lq, self.output
-            if save_img:
-                if self.opt['is_train']:
-                    path = osp.join(self.opt['path']['visualization'], img_name, f'{img_name}_{current_iter}.png')
-                else:
-                    suffix = val_opt.get('suffix') or self.opt['name']
-                    path = osp.join(self.opt['path']['visualization'], dataset_name, f'{img_name}_{suffix}.png')
-                imwrite(sr_img, path)
-            if metrics is not None:
-                for name, metric_opt in metrics.items():
-                    self.metric_results[name] += calculate_metric(metric_data, metric_opt)
-            count += 1
-        if metrics is not None and count:
-            for name in self.metric_results:
-                self.metric_results[name] /= count
-                self._update_best_metric_result(dataset_name, name, self.metric_results[name], current_iter)
-            self._log_validation_metric_values(current_iter, dataset_name, tb_logger)
+        if metrics is None or val_opt.get('use_image', True):
+            return super().nondist_validation(dataloader, current_iter, tb_logger, save_img)
+        dataset_name = dataloader.dataset.opt['name']
+        self._initialize_best_metric_results(dataset_name)
+        self.metric_results, self._float_metrics, self._measured = dict.fromkeys(metrics, 0), metrics, 0
+        val_opt['metrics'] = None
+        try:
+            super().nondist_validation(dataloader, current_iter, tb_logger, save_img)
+        finally:
+            val_opt['metrics'], self._float_metrics = metrics, None
+        for name in metrics:
+            self.metric_results[name] /= max(self._measured, 1)
+            self._update_best_metric_result(dataset_name, name, self.metric_results[name], current_iter)
+        self._log_validation_metric_values(current_iter, dataset_name, tb_logger)
+
+    def get_current_visuals(self):
+        """SRModel's visuals, colour channels reversed when ``val.rgb2bgr`` is false (BasicSR's ``tensor2img``
+        turns RGB into BGR, so the images saved and measured come out RGB); during a ``val.use_image: false``
+        validation the current image's metrics are added here, on :func:`float_image` of the output clipped to
+        [0, 1] and of the gt."""
+        visuals = super().get_current_visuals()
+        rgb2bgr = (self.opt.get('val') or {}).get('rgb2bgr', True)
+        if getattr(self, '_float_metrics', None):
+            data = {'img': float_image(visuals['result'].clamp(0, 1), rgb2bgr)}
+            if 'gt' in visuals:
+                data['img2'] = float_image(visuals['gt'], rgb2bgr)
+            for name, metric_opt in self._float_metrics.items():
+                self.metric_results[name] += calculate_metric(data, metric_opt)
+            self._measured += 1
+        if not rgb2bgr:
+            visuals = OrderedDict((key, image.flip(1) if image.shape[1] == 3 else image)
+                                  for key, image in visuals.items())
+        return visuals
