@@ -15,7 +15,8 @@ Weights never download here. They come from ``weights`` (a local file), else fro
 ``maniqa-pipal``      PIPAL                        ``MANIQA_PIPAL-ae6d356b.pth``
 ====================  ===========================  ===========================
 
-They are loaded with ``torch.load(..., weights_only=True)`` (a ``params`` entry or a bare state dict). pyiqa
+They are read by the plugin's one loader (``read_state_dict``: ``weights_only=True``, the state dict under
+``params`` / ``params_ema`` or bare, a DDP ``module.`` prefix dropped). pyiqa
 builds MANIQA's ViT-B/8 backbone with timm's ImageNet weights before these replace them, so timm's
 ``vit_base_patch8_224`` must be in the Hugging Face cache too when offline.
 
@@ -28,6 +29,8 @@ from os import path as osp
 import numpy as np
 import torch
 from basicsr.utils.registry import METRIC_REGISTRY
+
+from hint_plugin.utils.checkpoint import read_state_dict
 
 MANIQA_FILES = {'maniqa': 'ckpt_koniq10k.pt', 'maniqa-kadid': 'ckpt_kadid10k.pt',
                 'maniqa-pipal': 'MANIQA_PIPAL-ae6d356b.pth'}
@@ -63,23 +66,13 @@ def import_pyiqa():
     return pyiqa
 
 
-def load_state_dict(path):
-    """A MANIQA checkpoint as a state dict: its ``params`` entry or the file itself, ``module.`` prefixes off."""
-    state = torch.load(path, map_location='cpu', weights_only=True)
-    if isinstance(state, dict) and isinstance(state.get('params'), dict):
-        state = state['params']
-    if not isinstance(state, dict):
-        raise ValueError(f'calculate_maniqa: {path} holds a {type(state).__name__}, not a state dict')
-    return {key.removeprefix('module.'): value for key, value in state.items()}
-
-
 def maniqa_model(variant, path, device):
     """pyiqa's MANIQA ``variant`` on ``device`` with the weights of ``path`` (built once, then reused)."""
     key = (variant, osp.abspath(path), str(device))
     if key not in _METRICS:
         pyiqa = import_pyiqa()
         metric = pyiqa.create_metric(variant, device=device, pretrained=False)
-        metric.net.load_state_dict(load_state_dict(path), strict=True)
+        metric.net.load_state_dict(read_state_dict(path), strict=True)
         metric.net.eval()
         _METRICS[key] = metric
     return _METRICS[key]
