@@ -98,6 +98,17 @@ def test_no_module_imports_from_a_layer_above_its_own():
     assert upward_imports(import_graph()) == set()
 
 
+def test_the_package_never_imports_the_commands():
+    """tools/ sits on top: its commands call into the package, never the other way round."""
+    offenders = set()
+    for name, path in package_modules().items():
+        for node in ast.walk(ast.parse(path.read_text(encoding='utf-8'), str(path))):
+            modules = ([alias.name for alias in node.names] if isinstance(node, ast.Import) else
+                       [node.module or ''] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            offenders |= {(name, module) for module in modules if module.split('.')[0] == 'tools'}
+    assert offenders == set()
+
+
 def test_the_walk_sees_lazy_relative_and_dotted_imports(tmp_path):
     """The reading itself: a function-level import, a relative one and ``import a.b`` all count."""
     source = tmp_path / 'hint_plugin' / 'utils' / 'x.py'
