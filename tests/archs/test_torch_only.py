@@ -1,4 +1,5 @@
-"""The architectures depend on torch only: they build and run in a process where `import basicsr` fails."""
+"""The architectures and the configuration detection depend on torch only: they build and run in a process where
+`import basicsr` fails."""
 import subprocess
 import sys
 
@@ -15,6 +16,8 @@ with torch.no_grad():
 assert out.shape == (1, 3, 20, 12) and torch.isfinite(out).all()
 assert HMHA(dim=16)(torch.rand(1, 16, 4, 4))[0].shape == (1, 16, 4, 4)
 assert isinstance(QKCU(dim=16), torch.nn.Module)
+from hint_plugin.utils.detection import detect_hint_config
+assert detect_hint_config({'params': net.state_dict()})['dim'] == 8
 try:
     import basicsr
 except ImportError:
