@@ -9,7 +9,6 @@ registry (losses, optimisers, schedulers) take the keys of the class they name. 
 together (progressive lists against the loader batch, scheduler periods against ``total_iter`` ...) are the
 functions of ``RULES``.
 """
-import difflib
 import inspect
 import os
 from collections.abc import Mapping
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from numbers import Integral, Real
 
 from hint_plugin.errors import check_plain_name
+from hint_plugin.utils.messages import did_you_mean
 from hint_plugin.utils.options import OptionsError
 from hint_plugin.utils.tiling import TILE_MERGES
 
@@ -108,9 +108,7 @@ def check_value(where, value, key):
 
 def unknown_key_message(key, section, known):
     """"`total_iters`: unknown key in train; did you mean `total_iter`?" (or the known keys when none is close)."""
-    close = difflib.get_close_matches(str(key), [str(name) for name in known], n=1, cutoff=0.6)
-    hint = f'did you mean `{close[0]}`?' if close else f'expected one of: {", ".join(sorted(map(str, known)))}'
-    return f'`{key}`: unknown key in {section}; {hint}'
+    return f'`{key}`: unknown key in {section}; {did_you_mean(key, known, sorted(map(str, known)))}'
 
 
 def check_section(where, section, schema, context):

@@ -1,6 +1,5 @@
 """Reading BasicSR option files and the network they describe, and checking ``network_g`` before a build;
 errors name the file (where there is one), the key and the value."""
-import difflib
 import inspect
 import re
 from collections.abc import Mapping
@@ -12,6 +11,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 
 from hint_plugin.errors import OptionsError  # noqa: F401  (raised here; importable from here too)
 from hint_plugin.utils.option_yaml import OptionLoader
+from hint_plugin.utils.messages import did_you_mean
 
 
 def read_options(path):
@@ -70,9 +70,8 @@ def check_network_options(network, key='network_g'):
     if not any(parameter.kind == parameter.VAR_KEYWORD for parameter in parameters.values()):
         for option, value in options.items():
             if option not in named:
-                close = difflib.get_close_matches(option, named, n=1, cutoff=0.6)
-                hint = f'did you mean `{close[0]}`?' if close else f'expected one of: {", ".join(named)}'
-                raise OptionsError(f'{key}.{option} = {value!r}: {type_name} has no such option ({hint})')
+                raise OptionsError(f'{key}.{option} = {value!r}: {type_name} has no such option '
+                                   f'({did_you_mean(option, named)})')
     missing = [name for name in named if parameters[name].default is parameters[name].empty and name not in options]
     if missing:
         raise OptionsError(f'{key}: {type_name} needs {", ".join(missing)} (no default)')
