@@ -23,7 +23,6 @@ import glob
 import logging
 import os
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import torch
@@ -37,7 +36,8 @@ from hint_plugin.utils.checkpoint import load_weights, read_state_dict
 from hint_plugin.utils.detection import hint_network_options
 from hint_plugin.utils.image_io import (DEFAULT_JPEG_QUALITY, from_rgb_float, is_image_file, read_image, to_rgb_float,
                                         write_image)
-from hint_plugin.utils.options import network_options, read_options
+from hint_plugin.utils.option_schema import check_network_file
+from hint_plugin.utils.options import read_options
 from hint_plugin.utils.safetensors_io import is_safetensors, read_network_config
 from hint_plugin.utils.tiling import TILE_MERGES, restore
 from hint_plugin.utils.validation import check_finite_output
@@ -72,10 +72,6 @@ class Setup:
     exact_key: bool = False  # the param_key was named explicitly: it must exist, no fallback
 
 
-def _mapping(value):
-    return value if isinstance(value, Mapping) else {}
-
-
 def resolve_setup(opt=None, weights=None, config=None, param_key=None, tile=None, overlap=None, merge=None):
     """The :class:`Setup` for the command line's choices (None: not given).
 
@@ -100,17 +96,20 @@ def resolve_setup(opt=None, weights=None, config=None, param_key=None, tile=None
                              'other than the default HINT)')
     if opt is not None:
         options = read_options(opt)
-        paths, val = _mapping(options.get('path')), _mapping(options.get('val'))
-        tiling = _mapping(val.get('tile'))
+        check_network_file(options, opt)  # the keys read here, once; tile, overlap and merge: by argparse
+        paths, val = options.get('path') or {}, options.get('val') or {}
+        tiling = val.get('tile') or {}
         weights = weights or paths.get('pretrain_network_g')
         if not weights:
             raise OptionsError(f'{opt} has no path.pretrain_network_g: pass --weights CKPT')
-        setup = Setup(network_options(options, opt), str(weights), param_key or paths.get('param_key_g') or 'params',
-                      bool(paths.get('strict_load_g', True)), tiling.get('size') or None,
+        setup = Setup(dict(options['network_g']), str(weights), param_key or paths.get('param_key_g') or 'params',
+                      paths.get('strict_load_g', True), tiling.get('size') or None,
                       tiling.get('overlap', DEFAULT_OVERLAP), val.get('window_size', DEFAULT_WINDOW_SIZE),
                       tiling.get('merge', 'cosine'))
     elif config is not None:
-        setup = Setup(network_options(read_options(config), config), weights, param_key or 'params_ema')
+        options = read_options(config)
+        check_network_file(options, config, sections={})
+        setup = Setup(dict(options['network_g']), weights, param_key or 'params_ema')
     else:
         setup = Setup(weights_network_options(weights, param_key or 'params_ema', param_key is not None), weights,
                       param_key or 'params_ema')
@@ -121,15 +120,6 @@ def resolve_setup(opt=None, weights=None, config=None, param_key=None, tile=None
         setup.overlap = overlap
     if merge is not None:
         setup.merge = merge
-    if setup.merge not in TILE_MERGES:
-        raise OptionsError(f"val.tile.merge must be 'cosine' (raised-cosine ramps) or 'average' (the authors' "
-                             f'plain mean over their tile grid), got {setup.merge!r}')
-    for name in ('tile', 'overlap', 'window_size'):
-        value = getattr(setup, name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                  or value < (0 if name == 'overlap' else 1)):
-            raise OptionsError(f'{name} must be a{" non-negative" if name == "overlap" else " positive"} '
-                                 f'integer, got {value!r}')
     if setup.tile is not None and setup.tile < smallest_tile(setup.overlap, setup.window_size):
         raise OptionsError(f'tile {setup.tile} is too small for an overlap of {setup.overlap}: tiles must be at '
                            f'least {smallest_tile(setup.overlap, setup.window_size)} (the overlap rounded up to a '

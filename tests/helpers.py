@@ -108,6 +108,19 @@ def model_options(tmp_path, is_train=True, network=None, **train):
     }
 
 
+PARSER_KEYS = ('is_train', 'dist', 'rank', 'world_size')  # what BasicSR's parser adds to an option file
+
+
+def check_as_option_file(opt):
+    """Check :func:`model_options`' options as the test command checks an option file when it reads it
+    (:func:`~hint_plugin.utils.option_schema.check_options`: the schema the model then trusts)."""
+    from hint_plugin.utils.option_schema import check_options
+    options = {key: value for key, value in opt.items() if key not in PARSER_KEYS}
+    options.update(datasets={'test_1': {'name': 'set', 'type': 'SingleImageDataset'}}, val={'save_img': False},
+                   train={'total_iter': 100, **options['train']})
+    check_options(options, is_train=False, check_paths=False)
+
+
 def batch(seed=0, nan=False):
     """A batch of two random 16 x 16 pairs drawn from ``seed``; one NaN in the first lq image when ``nan``."""
     generator = torch.Generator().manual_seed(seed)

@@ -26,34 +26,17 @@ from hint_plugin.utils.image_io import SCANDIR_SUFFIXES
 
 
 
-def check_bool_option(opt, key, default=False):
-    """``opt[key]`` (or ``default``) when it is a bool; otherwise :class:`DataError` naming the key."""
-    value = opt.get(key, default)
-    if not isinstance(value, bool):
-        raise DataError(f"datasets.{opt.get('name', '?')}.{key} must be true or false, got {value!r}")
-    return value
-
-
 class AuthorsPairedPipeline:
     """Mixin: the authors' ``__getitem__`` for a :class:`CheckedPairedImageDataset` (its ``read``, ``paths``,
     ``check_sizes``); ``crop_in_validation`` chooses the validation centre crop of ``gt_size``."""
 
     crop_in_validation = False
 
-    def check_authors_options(self, opt):
-        """The keys the authors read, checked; keys of BasicSR's dataset that these do not read, refused."""
+    def read_authors_options(self, opt):
+        """The keys the authors read (checked by the schema when the option file is read); a warning for a
+        ``gt_size`` that validation does not read."""
         self.phase = opt['phase']
-        self.geometric_augs = check_bool_option(opt, 'geometric_augs') if self.phase == 'train' else False
-        for key in ('use_hflip', 'use_rot', 'use_flip'):
-            if key in opt:
-                raise DataError(f"datasets.{opt.get('name', '?')}.{key}: {type(self).__name__} does not "
-                                      'read it; geometric_augs: true draws one of the eight flips / quarter turns')
-        if opt.get('scale', 1) != 1:
-            raise DataError(f"datasets.{opt.get('name', '?')}.scale must be 1 for {type(self).__name__}")
-        needs_size = self.phase == 'train' or (self.phase == 'val' and self.crop_in_validation)
-        if needs_size and not isinstance(opt.get('gt_size'), int):
-            raise DataError(f"datasets.{opt.get('name', '?')}.gt_size must be an integer patch size "
-                                  f"for {type(self).__name__} in phase {self.phase}, got {opt.get('gt_size')!r}")
+        self.geometric_augs = opt.get('geometric_augs', False) if self.phase == 'train' else False
         if self.phase == 'val' and not self.crop_in_validation and opt.get('gt_size') is not None:
             get_root_logger().warning(
                 f"datasets.{opt.get('name', '?')}.gt_size ({opt['gt_size']}) is not read by "
@@ -97,7 +80,7 @@ class Dataset_PairedImage(AuthorsPairedPipeline, CheckedPairedImageDataset):  # 
     """
 
     def __init__(self, opt):
-        self.check_authors_options(opt)
+        self.read_authors_options(opt)
         super().__init__(opt)
 
 
@@ -204,12 +187,9 @@ class Dataset_PairedImage_dehazeSOT(AuthorsPairedPipeline, CheckedPairedImageDat
     crop_in_validation = True
 
     def __init__(self, opt):  # noqa: D107  (the pairing replaces CheckedPairedImageDataset's)
-        self.check_authors_options(opt)
+        self.read_authors_options(opt)
         self.opt = opt
-        self.io_backend_opt = dict(opt.get('io_backend') or {'type': 'disk'})
-        if self.io_backend_opt.get('type') != 'disk':
-            raise DataError(f"datasets.{opt.get('name', '?')}.io_backend: {type(self).__name__} reads "
-                                  f"folders (type: disk), got {self.io_backend_opt.get('type')!r}")
+        self.io_backend_opt = dict(opt.get('io_backend') or {'type': 'disk'})  # the schema allows disk only
         self.is_lmdb = False
         self.file_client = None
         self.mean, self.std = opt.get('mean'), opt.get('std')

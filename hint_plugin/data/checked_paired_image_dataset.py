@@ -69,9 +69,6 @@ class CheckedPairedImageDataset(PairedImageDataset):
 
     def __init__(self, opt):
         self.is_lmdb = opt['io_backend']['type'] == 'lmdb'
-        for side in ('lq', 'gt'):
-            if not opt.get(f'dataroot_{side}'):
-                raise DataError(f"{type(self).__name__}: option 'dataroot_{side}' is required")
         lq_folder, gt_folder = opt['dataroot_lq'], opt['dataroot_gt']
         if self.is_lmdb:
             for folder in (lq_folder, gt_folder):

@@ -23,17 +23,6 @@ count, epoch length and resume offset count loader batches instead, and mixup co
 micro-batch.
 """
 import contextlib
-from hint_plugin.errors import OptionsError
-
-
-def accum_iter_option(setting):
-    """``train.accum_iter``: a positive integer (default 1, no accumulation)."""
-    if setting is None:
-        return 1
-    if isinstance(setting, bool) or not isinstance(setting, int) or setting < 1:
-        raise OptionsError(f'train.accum_iter must be an integer >= 1 (micro-batches per optimizer step), '
-                            f'got {setting!r}')
-    return setting
 
 
 def micro_batches(batch, accum_iter):

@@ -8,25 +8,12 @@ start) and are counted apart from the non-finite *losses* of ``train.skip_nonfin
 or cures.
 """
 import torch
-from hint_plugin.errors import OptionsError
-
-SCALER_KEYS = ('init_scale', 'growth_factor', 'backoff_factor', 'growth_interval')
-
-
-def grad_scaler_options(setting, amp):
-    """``train.grad_scaler``: keywords of ``torch.amp.GradScaler`` (``init_scale``, ``growth_factor``,
-    ``backoff_factor``, ``growth_interval``), only with ``train.amp: fp16``. Returns a dict (may be empty)."""
-    if setting is None:
-        return {}
-    if amp != 'fp16':
-        raise OptionsError(f'train.grad_scaler is only used with train.amp: fp16 (train.amp is {amp!r})')
-    if not isinstance(setting, dict) or set(setting) - set(SCALER_KEYS):
-        raise OptionsError(f'train.grad_scaler must be a dict with keys among {list(SCALER_KEYS)}, got {setting!r}')
-    return dict(setting)
 
 
 def build_grad_scaler(device, options):
-    """A ``torch.amp.GradScaler`` for ``device`` (CPU and CUDA both work in torch >= 2.3)."""
+    """A ``torch.amp.GradScaler`` for ``device`` (CPU and CUDA both work in torch >= 2.3) with the keywords
+    ``options`` (``train.grad_scaler``: ``init_scale``, ``growth_factor``, ``backoff_factor``, ``growth_interval``,
+    checked by the schema)."""
     return torch.amp.GradScaler(device.type, **options)
 
 

@@ -5,8 +5,9 @@ SRModel already does validation with ``METRIC_REGISTRY`` metrics, best-metric tr
 optimizer, the cyclic cosine schedule, the FFT loss, mixup, progressive patch/batch sizes, gradient clipping,
 padded and tiled testing, ``weights_only`` loading, DDP on CPU (gloo) with the unused parameters of the
 official variant, and two speed options for the training forward pass: ``train.amp: bf16`` (autocast to
-bfloat16) and ``train.compile`` (``torch.compile``). And robustness: ``network_g`` is checked before anything
-is built, a non-finite loss stops training (or skips the step with ``train.skip_nonfinite: true``), no
+bfloat16) and ``train.compile`` (``torch.compile``). Its options are checked once, when the option file is read
+(:mod:`hint_plugin.utils.option_schema`, ``network_g`` included), and trusted here. And robustness: a
+non-finite loss stops training (or skips the step with ``train.skip_nonfinite: true``), no
 non-finite weights are saved, saves are atomic, and a resumed run continues exactly where the saved one was
 (see :class:`HINTModel`).
 """
@@ -25,17 +26,15 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from torch.nn.parallel import DataParallel, DistributedDataParallel
 
 from hint_plugin.archs.padding import PAD_MULTIPLE
-from hint_plugin.errors import NonFiniteError, OptionsError  # noqa: F401  (raised here; importable from here too)
-from hint_plugin.models.accumulation import (accum_iter_option, batch_coupling_note, gradient_sync,
-                                              micro_batches)
-from hint_plugin.models.grad_scaling import build_grad_scaler, grad_scaler_options, scaled_step
+from hint_plugin.errors import NonFiniteError  # noqa: F401  (raised here; importable from here too)
+from hint_plugin.models.accumulation import batch_coupling_note, gradient_sync, micro_batches
+from hint_plugin.models.grad_scaling import build_grad_scaler, scaled_step
 from hint_plugin.models.lr_scheduler import CosineAnnealingRestartCyclicLR
 from hint_plugin.utils.checkpoint import (atomic_save, first_nonfinite, global_rng_states, load_weights,
                                           random_state, restore_global_rng_states, set_random_state)
 from hint_plugin.utils.optimizers import build_optimizer
-from hint_plugin.utils.options import check_network_options
 from hint_plugin.utils.resume import state_identity
-from hint_plugin.utils.tiling import TILE_MERGES, restore
+from hint_plugin.utils.tiling import restore
 from hint_plugin.utils.validation import check_finite_output
 
 DEFAULT_GRAD_CLIP_MAX_NORM = 0.01
@@ -57,24 +56,17 @@ def progressive_stage(current_iter, stage_iters):
 def amp_dtype(setting):
     """``train.amp``: ``bf16`` or ``fp16`` (the training forward pass under ``torch.autocast`` to bfloat16 /
     float16), or off (``false`` / ``~``, the default). fp16 comes with a ``GradScaler``
-    (:mod:`hint_plugin.models.grad_scaling`); bf16 has float32's range and needs none."""
-    if setting is None or setting is False:
-        return None
-    if setting not in AMP_DTYPES:
-        raise OptionsError(f'train.amp must be one of {sorted(AMP_DTYPES)} or false, got {setting!r}')
-    return AMP_DTYPES[setting]
+    (:mod:`hint_plugin.models.grad_scaling`); bf16 has float32's range and needs none. Checked by the schema."""
+    return AMP_DTYPES[setting] if setting else None
 
 
 def compile_options(setting):
     """``train.compile``: off (``false`` / ``~``, the default), ``true`` (torch.compile's defaults) or a dict of
-    ``torch.compile`` keywords (``mode``, ``backend``, ``dynamic``, ``fullgraph`` ...). Returns the keywords or None."""
+    ``torch.compile`` keywords (``mode``, ``backend``, ``dynamic``, ``fullgraph`` ...). Returns the keywords or None.
+    Checked by the schema."""
     if setting is None or setting is False:
         return None
-    if setting is True:
-        return {}
-    if isinstance(setting, dict):
-        return dict(setting)
-    raise OptionsError(f'train.compile must be true, false or a dict of torch.compile keywords, got {setting!r}')
+    return {} if setting is True else dict(setting)
 
 
 def mixup(lq, gt, beta, rng=random):
@@ -133,10 +125,6 @@ class HINTModel(SRModel):
     datasets drawing from Python / NumPy (as BasicSR's do) and without ``persistent_workers``.
     """
 
-    def __init__(self, opt):
-        check_network_options(opt['network_g'], 'network_g')  # unknown keys, wrong types, impossible values
-        super().__init__(opt)
-
     # ----------------------------------------------------------------------------------------- set-up
     def model_to_device(self, net):
         """Like BasicSR's, but DDP also works on CPU (gloo): ``device_ids`` only when on a GPU.
@@ -166,14 +154,12 @@ class HINTModel(SRModel):
         self.grad_clip_max_norm = (train_opt.get('grad_clip_max_norm', DEFAULT_GRAD_CLIP_MAX_NORM)
                                    if train_opt.get('use_grad_clip') else None)
         self.skip_nonfinite = train_opt.get('skip_nonfinite', False)
-        if not isinstance(self.skip_nonfinite, bool):
-            raise OptionsError(f'train.skip_nonfinite must be true or false, got {self.skip_nonfinite!r}')
         self.skipped_steps = 0
         self.amp_dtype = amp_dtype(train_opt.get('amp'))
-        scaler_kwargs = grad_scaler_options(train_opt.get('grad_scaler'), train_opt.get('amp'))
-        self.grad_scaler = build_grad_scaler(self.device, scaler_kwargs) if train_opt.get('amp') == 'fp16' else None
+        self.grad_scaler = (build_grad_scaler(self.device, train_opt.get('grad_scaler') or {})
+                            if train_opt.get('amp') == 'fp16' else None)
         self.amp_skipped_steps = 0
-        self.accum_iter = accum_iter_option(train_opt.get('accum_iter'))
+        self.accum_iter = train_opt.get('accum_iter') or 1
         if batch_coupling_note(self.opt['network_g'], self.accum_iter):
             get_root_logger().warning(batch_coupling_note(self.opt['network_g'], self.accum_iter))
         compile_kwargs = compile_options(train_opt.get('compile'))
@@ -191,30 +177,16 @@ class HINTModel(SRModel):
         return None if seed is None else f'HINTModel:{seed}:{self.opt.get("rank", 0)}'
 
     def _init_progressive(self, dataset_opt):
-        """Read ``mini_batch_sizes``, ``iters`` and ``gt_sizes`` (all or none) from the train dataset options."""
+        """Read ``mini_batch_sizes``, ``iters`` and ``gt_sizes`` (all or none, as the schema's
+        ``rule_progressive`` checked them) from the train dataset options."""
         keys = ('mini_batch_sizes', 'iters', 'gt_sizes')
-        given = [dataset_opt.get(key) for key in keys]
-        self.progressive = None
         self._logged_stage = None
-        if all(value is None for value in given):
-            return
-        if any(value is None for value in given) or len({len(value) for value in given}) != 1:
-            raise OptionsError(f'datasets.train: {", ".join(keys)} must be given together as lists of one length, '
-                                f'got {dict(zip(keys, given))}')
-        gt_size = dataset_opt.get('gt_size')
-        if gt_size is not None and max(given[2]) > gt_size:
-            raise OptionsError(f'datasets.train.gt_sizes: {given[2]} has a size above gt_size ({gt_size}), the '
-                                'patch the loader delivers')
-        self.progressive = dict(zip(keys, given))
+        self.progressive = {key: dataset_opt[key] for key in keys} if dataset_opt.get('iters') else None
 
     def get_optimizer(self, optim_type, params, lr, **kwargs):
         """Any ``torch.optim`` optimizer by class name (``Adam``, ``AdamW`` ...), with its keywords; Adam and
         AdamW are PyTorch's fused implementation unless ``fused`` or ``foreach`` is given
         (:mod:`hint_plugin.utils.optimizers`)."""
-        optimizer_class = getattr(torch.optim, optim_type, None)
-        if not (isinstance(optimizer_class, type) and issubclass(optimizer_class, torch.optim.Optimizer)):
-            raise OptionsError(f'train.optim_g.type: {optim_type!r} is not a torch.optim optimizer '
-                                '(e.g. Adam, AdamW, SGD)')
         optimizer = build_optimizer(optim_type, params, lr, **kwargs)
         get_root_logger().info(f'Optimizer {optim_type}: fused={optimizer.defaults.get("fused")}, '
                                f'foreach={optimizer.defaults.get("foreach")} (None: PyTorch\'s default)')
@@ -471,12 +443,8 @@ class HINTModel(SRModel):
         net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
         was_training = net.training
         net.eval()
-        merge = tile.get('merge', 'cosine')
-        if merge not in TILE_MERGES:
-            raise OptionsError(f"val.tile.merge must be 'cosine' (raised-cosine ramps, the default) or 'average' (the "
-                                f"authors' plain mean over their tile grid), got {merge!r}")
         with torch.no_grad():
             self.output = restore(net, self.lq, window_size=val_opt.get('window_size', PAD_MULTIPLE),
-                                  tile=tile.get('size'), overlap=tile.get('overlap', 32), merge=merge)
+                                  tile=tile.get('size'), overlap=tile.get('overlap', 32), merge=tile.get('merge', 'cosine'))
         net.train(was_training)
         check_finite_output(self.output, getattr(self, 'lq_name', None) or 'the validation image')

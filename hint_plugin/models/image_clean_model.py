@@ -18,6 +18,9 @@ What their files say and this model does with it:
   ``mini_batch_sizes[j]`` of it in all, where the authors' runs kept that many per GPU; torchrun gives their
   global batch;
 * a dataset's ``in_ch`` must equal ``network_g.inp_channels``.
+
+The refusals are the option schema's (:mod:`hint_plugin.utils.option_schema`: ``check_launcher_fits``,
+``rule_input_channels``), run when the file is read; this model trusts its options.
 """
 from collections import OrderedDict
 
@@ -27,7 +30,6 @@ from basicsr.metrics import calculate_metric
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 
-from hint_plugin.errors import OptionsError
 from hint_plugin.models.hint_model import HINTModel
 
 
@@ -43,23 +45,9 @@ def skipped_stages(gt_sizes, gt_size):
     return [index + 1 for index, size in enumerate(gt_sizes) if size > gt_size]
 
 
-def check_authors_options(opt):
-    """Refuse what cannot be honoured and warn about what is not read (see the module docstring)."""
-    if not opt.get('dist') and isinstance(opt.get('num_gpu'), int) and opt['num_gpu'] > 1:
-        raise OptionsError(
-            f"num_gpu: {opt['num_gpu']} in one process would share one batch of batch_size_per_gpu x num_gpu "
-            'among the GPUs and keep mini_batch_sizes[j] of it in all, not per GPU as in the authors\' runs. '
-            f"Launch one process per GPU: torchrun --nproc_per_node={opt['num_gpu']} tools/train.py -opt <file> "
-            '--launcher pytorch (or set num_gpu: 1)')
-    inp_channels = opt['network_g'].get('inp_channels', 3)
-    for phase, dataset in (opt.get('datasets') or {}).items():
-        if 'in_ch' in dataset and dataset['in_ch'] != inp_channels:
-            raise OptionsError(f"datasets.{phase}.in_ch is {dataset['in_ch']} but network_g.inp_channels is "
-                                     f'{inp_channels}: they must agree (grayscale denoising: both 1)')
+def warn_unread_options(opt):
+    """Warn about what the authors' files give and nothing reads (see the module docstring)."""
     val = opt.get('val') or {}
-    for key in ('rgb2bgr', 'use_image'):
-        if not isinstance(val.get(key, True), bool):
-            raise OptionsError(f'val.{key} must be true or false, got {val[key]!r}')
     if 'max_minibatch' in val:
         get_root_logger().warning(f"val.max_minibatch ({val['max_minibatch']}) is not read, by the authors' code "
                                   'either: validation runs one image at a time.')
@@ -70,7 +58,7 @@ class ImageCleanModel(HINTModel):
     """:class:`HINTModel` under the authors' model name, reading their option keys (module docstring)."""
 
     def __init__(self, opt):
-        check_authors_options(opt)
+        warn_unread_options(opt)
         super().__init__(opt)
 
     def _init_progressive(self, dataset_opt):

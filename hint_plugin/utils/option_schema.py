@@ -252,24 +252,123 @@ AUTHORS_PAIRED_KEYS = {  # the authors' Dataset_PairedImage and Dataset_PairedIm
     'gt_size': Key(INT, low=1, required='train'), 'geometric_augs': FLAG,
     'mean': Key(LIST, items=NUMBER), 'std': Key(LIST, items=NUMBER),
 }
+AUTHORS_DEHAZE_KEYS = {  # Dataset_PairedImage_dehazeSOT reads folders only
+    **AUTHORS_PAIRED_KEYS, 'io_backend': Key(MAP, keys={'type': Key(STR, required=True, choices=('disk',))}),
+}
 AUTHORS_NOISE_KEYS = {  # the authors' Dataset_GaussianDenoising (dataroot_lq: none)
-    **AUTHORS_PAIRED_KEYS, 'dataroot_lq': Key(STR),
-    'sigma_type': Key(STR, choices=('constant', 'random', 'choice')), 'sigma_range': Key((NUMBER, LIST)),
-    'sigma_test': Key(NUMBER, low=0), 'in_ch': Key(INT, choices=(1, 3)),
+    **AUTHORS_PAIRED_KEYS, 'dataroot_gt': Key(STR, required=True, path='dir'), 'dataroot_lq': Key(STR),
+    'io_backend': Key(**{**IO_BACKEND.__dict__, 'required': False}),
+    'sigma_type': Key(STR, choices=('constant', 'random', 'choice'), required='train'),
+    'sigma_range': Key((NUMBER, LIST), required='train'), 'sigma_test': Key(NUMBER, low=0),
+    'in_ch': Key(INT, choices=(1, 3)), 'align_with_promptir': FLAG,
 }
 DATASET_KEYS = {}  # dataset type -> schema of its own keys (the loader's keys come on top); others: any keys
+DATASET_RULES = {}  # dataset type -> checks tying its keys together: rule(where, section, phase, options)
 
 
-def register_dataset_keys(type_name, schema):
-    """Declare the option keys of the dataset ``type_name`` (a ``{key: Key}`` table)."""
+def register_dataset_keys(type_name, schema, rule=None):
+    """Declare the option keys of the dataset ``type_name`` (a ``{key: Key}`` table) and, optionally, a
+    ``rule(where, section, phase, options)`` checking keys that go together (run after the keys' own checks)."""
     DATASET_KEYS[type_name] = dict(schema)
+    if rule is not None:
+        DATASET_RULES[type_name] = rule
 
 
-for _type, _schema in (('PairedImageDataset', PAIRED_KEYS), ('CheckedPairedImageDataset', PAIRED_KEYS),
-                       ('GaussianNoiseDataset', NOISE_KEYS), ('Dataset_PairedImage', AUTHORS_PAIRED_KEYS),
-                       ('Dataset_PairedImage_dehazeSOT', AUTHORS_PAIRED_KEYS),
-                       ('Dataset_GaussianDenoising', AUTHORS_NOISE_KEYS)):
-    register_dataset_keys(_type, _schema)
+def dataset_phase(name, section):
+    """The phase BasicSR's parser gives ``datasets.<name>``: the name up to its first ``_`` (``val_1`` -> ``val``);
+    a ``phase`` in the section (datasets built from Python) wins."""
+    return section.get('phase') or str(name).split('_')[0]
+
+
+def dataset_scale(section, options):
+    """The scale a dataset gets: its own, else the file's (BasicSR's parser copies it), else 1."""
+    return section.get('scale', options.get('scale', 1))
+
+
+def no_lmdb_on_disk_backend(where, section):
+    """``io_backend: disk`` (the default) reads files: a ``dataroot_*`` that is an LMDB (holds ``data.mdb``) needs
+    ``io_backend: {type: lmdb}``."""
+    if (section.get('io_backend') or {}).get('type', 'disk') != 'disk':
+        return
+    for key in ('dataroot_gt', 'dataroot_lq'):
+        folder = section.get(key)
+        if isinstance(folder, str) and os.path.isfile(os.path.join(folder, 'data.mdb')):
+            raise OptionsError(f"{where}.{key} = {folder!r} is an LMDB (it holds data.mdb) but io_backend reads "
+                               'files: set io_backend: {type: lmdb}')
+
+
+def needs_sigma_test(where, section, phase):
+    """Validation and test sets add noise of ``sigma_test``: it has no default."""
+    if phase != 'train' and section.get('sigma_test') is None:
+        raise OptionsError(f'{where}.sigma_test is missing: expected the noise level (a number >= 0 on the 0-255 '
+                           f'scale) that phase {phase} adds')
+
+
+def rule_noise_dataset(where, section, phase, options):
+    """GaussianNoiseDataset: ``sigma_range`` as ``[low, high]``, ``sigma_test`` outside training."""
+    no_lmdb_on_disk_backend(where, section)
+    needs_sigma_test(where, section, phase)
+    low, high = section.get('sigma_range') or (0, 0)
+    if low > high:
+        raise OptionsError(f'{where}.sigma_range = {list(section["sigma_range"])}: expected [low, high] with '
+                           'low <= high')
+
+
+SIGMA_RANGES = {  # sigma_type of the authors' Gaussian denoising -> (valid sigma_range, what it must be)
+    'constant': (lambda value: _is(NUMBER, value) and value >= 0, 'one noise level'),
+    'random': (lambda value: _is(LIST, value) and len(value) == 2 and all(_is(NUMBER, v) and v >= 0 for v in value)
+               and value[0] <= value[1], '[low, high] with 0 <= low <= high'),
+    'choice': (lambda value: _is(LIST, value) and len(value) > 0 and all(_is(NUMBER, v) and v >= 0 for v in value),
+               'a non-empty list of noise levels'),
+}
+
+
+def rule_authors_dataset(where, section, phase, options):
+    """The authors' datasets work at scale 1 (their restoration tasks keep the size)."""
+    if dataset_scale(section, options) != 1:
+        raise OptionsError(f'{where}.scale = {dataset_scale(section, options)!r}: expected 1 '
+                           f'({section.get("type")} keeps the image size)')
+
+
+def rule_authors_dehaze_dataset(where, section, phase, options):
+    """Dataset_PairedImage_dehazeSOT validates on the central ``gt_size`` crop."""
+    rule_authors_dataset(where, section, phase, options)
+    if phase == 'val' and section.get('gt_size') is None:
+        raise OptionsError(f'{where}.gt_size is missing: expected the size of the central crop it validates on')
+
+
+def rule_authors_noise_dataset(where, section, phase, options):
+    """Dataset_GaussianDenoising: ``dataroot_lq: none``, a ``sigma_range`` fitting ``sigma_type`` in training,
+    ``sigma_test`` outside it."""
+    rule_authors_dataset(where, section, phase, options)
+    no_lmdb_on_disk_backend(where, {**section, 'dataroot_lq': None})
+    if str(section.get('dataroot_lq', 'none')).lower() not in ('none', 'null', '~'):
+        raise OptionsError(f'{where}.dataroot_lq = {section["dataroot_lq"]!r}: expected none (the noisy images are '
+                           'made from dataroot_gt)')
+    if phase != 'train':
+        needs_sigma_test(where, section, phase)
+        return
+    sigma_type, sigma_range = section.get('sigma_type'), section.get('sigma_range')
+    if sigma_type == 'constant' and _is(LIST, sigma_range) and len(sigma_range) == 1:
+        sigma_range = sigma_range[0]  # [50] is read as 50
+    valid, expected = SIGMA_RANGES.get(sigma_type, (lambda value: True, ''))
+    if sigma_range is not None and not valid(sigma_range):
+        raise OptionsError(f'{where}.sigma_range = {section["sigma_range"]!r}: expected {expected} for sigma_type '
+                           f'{sigma_type} (0-255 scale)')
+
+
+def rule_paired_dataset(where, section, phase, options):
+    no_lmdb_on_disk_backend(where, section)
+
+
+for _type, _schema, _rule in (
+        ('PairedImageDataset', PAIRED_KEYS, rule_paired_dataset),
+        ('CheckedPairedImageDataset', PAIRED_KEYS, rule_paired_dataset),
+        ('GaussianNoiseDataset', NOISE_KEYS, rule_noise_dataset),
+        ('Dataset_PairedImage', AUTHORS_PAIRED_KEYS, rule_authors_dataset),
+        ('Dataset_PairedImage_dehazeSOT', AUTHORS_DEHAZE_KEYS, rule_authors_dehaze_dataset),
+        ('Dataset_GaussianDenoising', AUTHORS_NOISE_KEYS, rule_authors_noise_dataset)):
+    register_dataset_keys(_type, _schema, _rule)
 
 
 def dataset_keys(phase, section, context):
@@ -279,7 +378,7 @@ def dataset_keys(phase, section, context):
     if own is None:
         return None  # a dataset type this table does not know: its own constructor checks its keys
     schema = {**LOADER_KEYS, **own}
-    if not (context['is_train'] and str(phase).split('_')[0] == 'train'):  # train-phase keys are optional here
+    if not (context['is_train'] and dataset_phase(phase, section) == 'train'):  # train-phase keys are optional here
         schema = {name: Key(**{**key.__dict__, 'required': key.required is True}) for name, key in schema.items()}
     return schema
 
@@ -317,12 +416,14 @@ VAL_KEYS = {  # basicsr.train and SRModel.validation
 MODEL_KEYS = {}  # model_type -> {'train': schema, 'val': schema} of the keys it adds; others: any keys
 
 
-def register_model_keys(model_type, train=None, val=None, skips_oversize_stages=False):
+def register_model_keys(model_type, train=None, val=None, skips_oversize_stages=False, needs_process_per_gpu=False):
     """Declare the ``train`` and ``val`` keys that ``model_type`` reads on top of BasicSR's SRModel's;
     ``skips_oversize_stages``: its loop skips progressive stages whose patch exceeds ``gt_size`` (with a warning)
-    instead of needing them refused."""
+    instead of needing them refused; ``needs_process_per_gpu``: ``num_gpu > 1`` needs a launcher (one process
+    per GPU), since its batch sizes are per GPU."""
     MODEL_KEYS[model_type] = {'train': {**TRAIN_KEYS, **(train or {})}, 'val': {**VAL_KEYS, **(val or {})},
-                              'skips_oversize_stages': skips_oversize_stages}
+                              'skips_oversize_stages': skips_oversize_stages,
+                              'needs_process_per_gpu': needs_process_per_gpu}
 
 
 AMP = Key((BOOL, STR), choices=(False, 'bf16', 'fp16'))
@@ -339,6 +440,7 @@ HINT_TRAIN_KEYS = {  # HINTModel's
 HINT_VAL_KEYS = {'window_size': SIZE, 'tile': TILE}
 register_model_keys('HINTModel', train=HINT_TRAIN_KEYS, val=HINT_VAL_KEYS)
 register_model_keys('ImageCleanModel', train=HINT_TRAIN_KEYS, skips_oversize_stages=True,  # the authors' name
+                    needs_process_per_gpu=True,
                     val={**HINT_VAL_KEYS, 'rgb2bgr': FLAG, 'use_image': FLAG, 'max_minibatch': SIZE})
 
 
@@ -461,8 +563,44 @@ def rule_network(options, is_train):
     check_network_options(options['network_g'], 'network_g')
 
 
-RULES = [rule_num_gpu, rule_experiment_name, rule_model_type, rule_training_set, rule_progressive, rule_scheduler, rule_losses,
-         rule_wandb, rule_test_val, rule_network]
+def rule_grad_scaler(options, is_train):
+    train = options.get('train') or {}
+    if train.get('grad_scaler') is not None and train.get('amp') != 'fp16':
+        raise OptionsError(f'train.grad_scaler is only used with train.amp: fp16 (train.amp is {train.get("amp")!r})')
+
+
+def rule_input_channels(options, is_train):
+    """A dataset's ``in_ch`` (the authors' grayscale switch) is the network's ``inp_channels``."""
+    inp_channels = options['network_g'].get('inp_channels', 3)
+    for name, dataset in options['datasets'].items():
+        if dataset.get('in_ch', inp_channels) != inp_channels:
+            raise OptionsError(f'datasets.{name}.in_ch is {dataset["in_ch"]} but network_g.inp_channels is '
+                               f'{inp_channels}: they must agree (grayscale denoising: both 1)')
+
+
+def rule_datasets(options, is_train):
+    """Each dataset's own rule (:func:`register_dataset_keys`)."""
+    for name, dataset in options['datasets'].items():
+        rule = DATASET_RULES.get(dataset.get('type'))
+        if rule is not None:
+            rule(f'datasets.{name}', dataset, dataset_phase(name, dataset), options)
+
+
+RULES = [rule_num_gpu, rule_experiment_name, rule_model_type, rule_training_set, rule_progressive, rule_scheduler,
+         rule_losses, rule_wandb, rule_test_val, rule_network, rule_grad_scaler, rule_input_channels, rule_datasets]
+
+
+def check_launcher_fits(options, launcher, source='the options'):
+    """``num_gpu > 1`` without a launcher (``--launcher none``) makes one process share one batch among the GPUs;
+    models whose batch sizes are per GPU (``needs_process_per_gpu``) need one process per GPU."""
+    num_gpu = options.get('num_gpu')
+    needs_launcher = MODEL_KEYS.get(options.get('model_type'), {}).get('needs_process_per_gpu', False)
+    if launcher == 'none' and needs_launcher and _is(INT, num_gpu) and num_gpu > 1:
+        raise OptionsError(
+            f'{source}: num_gpu: {num_gpu} in one process would share one batch of batch_size_per_gpu x num_gpu '
+            "among the GPUs and keep mini_batch_sizes[j] of it in all, not per GPU as in the authors' runs. Launch one "
+            f'process per GPU: torchrun --nproc_per_node={num_gpu} tools/train.py -opt <file> --launcher pytorch '
+            '(or set num_gpu: 1)')
 
 
 def check_options(options, is_train, source='the options', check_paths=True):
@@ -470,7 +608,8 @@ def check_options(options, is_train, source='the options', check_paths=True):
     ``RULES``; raise :class:`OptionsError` that names ``source`` (the file), the key and what was expected.
 
     ``check_paths``: whether files and folders named by the options must exist (off to check a recipe
-    without its data).
+    without its data). The command line's ``--launcher`` is checked against ``num_gpu`` by
+    :func:`check_launcher_fits`.
     """
     if not isinstance(options, Mapping) or not options:
         raise OptionsError(f'{source} holds no options (expected a mapping at the top level)')
@@ -478,5 +617,48 @@ def check_options(options, is_train, source='the options', check_paths=True):
         check_section('', options, TOP_KEYS, {'options': options, 'is_train': is_train, 'check_paths': check_paths})
         for rule in RULES:
             rule(options, is_train)
+    except OptionsError as error:
+        raise OptionsError(f'{source}: {error}') from None
+
+
+def check_dataset_options(section, name=None, options=None, check_paths=True):
+    """Check one dataset's options (``datasets.<name>`` of a file, or the dict a dataset is built from in
+    Python, ``phase`` included) with the same tables and rules as :func:`check_options`; ``options``: the rest
+    of the file (its ``scale``). For Python users: the datasets themselves trust their options."""
+    name = name or section.get('name') or section.get('phase') or 'dataset'
+    phase = dataset_phase(name, section)
+    context = {'options': options or {}, 'is_train': phase == 'train', 'check_paths': check_paths}
+    where = f'datasets.{name}'
+    schema = dataset_keys(name, section, context)
+    if schema is not None:
+        schema = {**schema, 'name': Key(STR)}  # a dataset built in Python needs no name
+    check_section(where, section, schema, context)
+    rule = DATASET_RULES.get(section.get('type'))
+    if rule is not None:
+        rule(where, section, phase, options or {})
+
+
+INFERENCE_KEYS = {  # the keys of a test option file that tools/inference.py --opt and export_onnx.py read
+    'path': {name: PATH_KEYS[name] for name in ('pretrain_network_g', 'param_key_g', 'strict_load_g')},
+    'val': {name: HINT_VAL_KEYS[name] for name in ('window_size', 'tile')},
+}
+
+
+def check_network_file(options, source, sections=INFERENCE_KEYS):
+    """Check what the commands that only build the network read from an option file (``tools/inference.py``
+    ``--opt`` / ``--config``, ``tools/export_onnx.py``): ``network_g`` (:func:`check_network_options`) and, of
+    the ``path`` and ``val`` sections, the keys in ``sections`` (other keys are left alone: any test file
+    will do). Raises :class:`OptionsError` naming ``source``, the key and what was expected."""
+    from hint_plugin.utils.options import check_network_options, network_options
+    context = {'options': options, 'is_train': False, 'check_paths': False}  # the weights: read, and named, later
+    network = network_options(options, source)  # names the file when there is no network_g with a type
+    try:
+        check_network_options(network, 'network_g')
+        for name, schema in sections.items():
+            section = options.get(name)
+            if section is None:
+                continue
+            check_value(name, section, Key(MAP))
+            check_section(name, {key: section[key] for key in schema if key in section}, schema, context)
     except OptionsError as error:
         raise OptionsError(f'{source}: {error}') from None

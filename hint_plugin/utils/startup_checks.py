@@ -1,10 +1,11 @@
 """The checks the train and test commands run before BasicSR builds anything: the options a command line names,
 with its ``--force_yml`` overrides applied (:func:`hint_plugin.utils.option_schema.check_options`), and its
-``--launcher``. The command-line side is ``tools/entry.py``.
+``--launcher`` (also against ``num_gpu``: :func:`hint_plugin.utils.option_schema.check_launcher_fits`). The
+command-line side is ``tools/entry.py``.
 """
 import os
 
-from hint_plugin.utils.option_schema import check_options
+from hint_plugin.utils.option_schema import check_launcher_fits, check_options
 from hint_plugin.errors import OptionsError
 from hint_plugin.utils.options import read_options
 
@@ -69,4 +70,5 @@ def check_startup_options(opt_path, force_yml, launcher, is_train):
     check_options(options, is_train, source=opt_path)
     check_devices(options, opt_path)
     check_launcher(launcher)
+    check_launcher_fits(options, launcher, source=opt_path)
     return options

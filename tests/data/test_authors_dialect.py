@@ -12,7 +12,9 @@ from hint_plugin.data.authors_paired_dataset import Dataset_PairedImage, dehaze_
 from hint_plugin.data.authors_transforms import (center_crop, geometric_augment, random_geometric_augment,
                                                  reflect_pad_to)
 from hint_plugin.errors import DataError, OptionsError
-from hint_plugin.models.image_clean_model import check_authors_options, float_image, skipped_stages
+from hint_plugin.models.image_clean_model import float_image, skipped_stages
+from hint_plugin.utils.option_schema import (MODEL_KEYS, check_dataset_options, check_launcher_fits, check_section,
+                                             rule_input_channels)
 
 IMAGE = np.arange(6, dtype=np.float32).reshape(2, 3, 1)  # [[0 1 2], [3 4 5]]
 
@@ -134,18 +136,23 @@ def test_denoising_training_item_pads_crops_and_adds_noise(tmp_path):
 
 
 @pytest.mark.parametrize('change, message', [
-    ({'sigma_type': 'uniform'}, 'sigma_type must be one of constant, random, choice'),
-    ({'sigma_range': [50]}, r'sigma_range must be \[low, high\]'),
-    ({'dataroot_lq': 'noisy/'}, 'dataroot_lq must be none'),
-    ({'in_ch': 2}, 'in_ch must be 1'),
-    ({'align_with_promptir': 'yes'}, 'align_with_promptir must be true or false'),
+    ({'sigma_type': 'uniform'}, "sigma_type = 'uniform': expected one of 'constant', 'random', 'choice'"),
+    ({'sigma_range': [50]}, r'sigma_range = \[50\]: expected \[low, high\] with 0 <= low <= high for sigma_type random'),
+    ({'sigma_type': 'constant', 'sigma_range': [5, 9]}, r'sigma_range = \[5, 9\]: expected one noise level'),
+    ({'dataroot_lq': 'noisy/'}, "dataroot_lq = 'noisy/': expected none"),
+    ({'in_ch': 2}, 'in_ch = 2: expected one of 1, 3'),
+    ({'align_with_promptir': 'yes'}, "align_with_promptir = 'yes': expected true or false"),
+    ({'scale': 2}, 'scale = 2: expected 1'),
+    ({'gt_size': None}, 'datasets.val.gt_size is missing'),
 ])
 def test_denoising_options_are_refused_by_name(tmp_path, change, message):
     write_images(tmp_path / 'clean', ['a.png'], (6, 5))
-    opt = denoise_options(tmp_path / 'clean', phase='train', sigma_type='random', sigma_range=[0, 50], gt_size=4)
+    opt = denoise_options(tmp_path / 'clean', phase='train', sigma_type='random', sigma_range=[0, 50], gt_size=4,
+                          type='Dataset_GaussianDenoising')
+    check_dataset_options(opt)  # as given, they pass
     opt.update(change)
     with pytest.raises(OptionsError, match=message):
-        Dataset_GaussianDenoising(opt)
+        check_dataset_options({key: value for key, value in opt.items() if value is not None})
 
 
 def test_dehaze_pairs_hazy_images_with_the_clear_image_of_their_id(tmp_path):
@@ -175,19 +182,24 @@ def test_paired_training_item_is_padded_to_the_patch(tmp_path):
     expected = cv2.copyMakeBorder(gt, 0, 2, 0, 3, cv2.BORDER_REFLECT)
     np.testing.assert_allclose(item['gt'].numpy().transpose(1, 2, 0), expected, atol=1e-7)
     assert item['lq'].shape == (3, 8, 8)
-    with pytest.raises(DataError, match='use_hflip: Dataset_PairedImage does not read it'):
-        Dataset_PairedImage(dict(opt, use_hflip=True))
+    check_dataset_options(opt)
+    with pytest.raises(OptionsError, match='`use_hflip`: unknown key in datasets.train'):
+        check_dataset_options(dict(opt, use_hflip=True))
 
 
 def test_model_options_refused_by_name():
-    base = {'dist': False, 'num_gpu': 2, 'network_g': {'type': 'HINT'}, 'datasets': {}, 'val': {}}
+    base = {'model_type': 'ImageCleanModel', 'num_gpu': 2, 'network_g': {'type': 'HINT'}, 'datasets': {}}
     with pytest.raises(OptionsError, match='torchrun --nproc_per_node=2'):
-        check_authors_options(base)
+        check_launcher_fits(base, 'none')
+    check_launcher_fits(base, 'pytorch')  # one process per GPU is the authors' set-up
+    check_launcher_fits(dict(base, model_type='HINTModel'), 'none')  # its batch is split as BasicSR splits it
     with pytest.raises(OptionsError, match=r'datasets.train.in_ch is 1 but network_g.inp_channels is 3'):
-        check_authors_options(dict(base, num_gpu=0, datasets={'train': {'in_ch': 1}}))
-    with pytest.raises(OptionsError, match='val.use_image must be true or false'):
-        check_authors_options(dict(base, num_gpu=1, val={'use_image': 'no'}))
-    check_authors_options(dict(base, dist=True))  # one process per GPU is the authors' set-up
+        rule_input_channels(dict(base, datasets={'train': {'in_ch': 1}}), is_train=True)
+    rule_input_channels(dict(base, datasets={'train': {'in_ch': 1}}, network_g={'type': 'HINT', 'inp_channels': 1}),
+                        is_train=True)
+    context = {'options': base, 'is_train': False, 'check_paths': False}
+    with pytest.raises(OptionsError, match="val.use_image = 'no': expected true or false"):
+        check_section('val', {'save_img': False, 'use_image': 'no'}, MODEL_KEYS['ImageCleanModel']['val'], context)
 
 
 def test_stages_above_gt_size_and_the_float_metric_image():

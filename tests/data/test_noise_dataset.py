@@ -10,6 +10,8 @@ from basicsr.utils.registry import DATASET_REGISTRY
 
 import hint_plugin.data  # noqa: F401  (registers the datasets)
 from hint_plugin.data.gaussian_noise_dataset import GaussianNoiseDataset
+from hint_plugin.errors import DataError, LmdbError, OptionsError
+from hint_plugin.utils.option_schema import check_dataset_options
 
 NAMES = ['b_img', 'a_img', 'c_img']
 
@@ -120,17 +122,17 @@ def test_training_crops_augmentation_and_sigma_range(image_folder):
 
 
 def test_image_smaller_than_gt_size_names_it(image_folder):
-    with pytest.raises(ValueError, match=r'a_img\.png.*28x40.*gt_size 32'):
+    with pytest.raises(DataError, match=r'a_img\.png.*28x40.*gt_size 32'):
         GaussianNoiseDataset(train_opt(image_folder, gt_size=32))[0]
 
 
 def test_corrupted_file_is_named(image_folder):
     (image_folder / 'a_img.png').write_bytes(b'not a png at all')
     dataset = GaussianNoiseDataset(val_opt(image_folder))
-    with pytest.raises(ValueError, match='a_img.png'):
+    with pytest.raises(DataError, match='a_img.png'):
         dataset[0]
     (image_folder / 'a_img.png').write_bytes(b'')
-    with pytest.raises(ValueError, match='a_img.png'):
+    with pytest.raises(DataError, match='a_img.png'):
         dataset[0]
     assert dataset[1]['gt'].shape == (3, 24, 40)
 
@@ -140,21 +142,30 @@ def test_missing_lmdb_key_is_named(image_folder, tmp_path):
     with open(f'{lmdb_path}/meta_info.txt', 'a') as meta:
         meta.write('ghost.png (8,8,3) 1\n')
     dataset = GaussianNoiseDataset(val_opt(lmdb_path, io_backend={'type': 'lmdb'}))
-    with pytest.raises(KeyError, match='ghost'):
+    with pytest.raises(LmdbError, match='ghost'):
         dataset[sorted(NAMES + ['ghost']).index('ghost')]
 
 
+def schema_check(opt):
+    """The schema's check of these options, as an option file's ``datasets.<phase>`` (None: key left out)."""
+    check_dataset_options({'type': 'GaussianNoiseDataset', **{k: v for k, v in opt.items() if v is not None}})
+
+
 @pytest.mark.parametrize('opt, message', [
-    ({'dataroot_gt': None}, 'dataroot_gt'),
-    ({'dataroot_gt': '/nonexistent/folder'}, 'dataroot_gt.*/nonexistent/folder'),
-    ({'sigma_test': None}, 'sigma_test'),
+    ({'dataroot_gt': None}, 'datasets.val.dataroot_gt is missing'),
+    ({'dataroot_gt': '/nonexistent/folder'}, "datasets.val.dataroot_gt = '/nonexistent/folder': no such folder"),
+    ({'sigma_test': None}, 'datasets.val.sigma_test is missing'),
+    ({'test_noise': 'seed0'}, "datasets.val.test_noise = 'seed0': expected one of 'name_seeded', 'authors'"),
 ])
 def test_option_errors(image_folder, opt, message):
-    with pytest.raises((ValueError, FileNotFoundError), match=message):
-        GaussianNoiseDataset(val_opt(image_folder, **opt))
+    schema_check(val_opt(image_folder))
+    with pytest.raises(OptionsError, match=message):
+        schema_check(val_opt(image_folder, **opt))
 
 
-@pytest.mark.parametrize('opt, message', [({'gt_size': None}, 'gt_size'), ({'sigma_range': [20, 10]}, 'sigma_range')])
+@pytest.mark.parametrize('opt, message', [({'gt_size': None}, 'datasets.train.gt_size is missing'),
+                                          ({'sigma_range': [20, 10]}, r'sigma_range = \[20, 10\]: expected \[low, high\]')])
 def test_training_option_errors(image_folder, opt, message):
-    with pytest.raises(ValueError, match=message):
-        GaussianNoiseDataset(train_opt(image_folder, **opt))
+    schema_check(train_opt(image_folder))
+    with pytest.raises(OptionsError, match=message):
+        schema_check(train_opt(image_folder, **opt))

@@ -12,7 +12,8 @@ from basicsr.models import build_model
 from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 
 from hint_plugin.models.accumulation import batch_coupling_note, micro_batches
-from tests.helpers import TINY_CONFIG, model_options, parameters
+from hint_plugin.errors import OptionsError
+from tests.helpers import TINY_CONFIG, check_as_option_file, model_options, parameters
 
 MIXING = {'mixup': True, 'mixup_beta': 1.2, 'use_identity': True}
 # variant refined: per-image statistics (official averages its cache over the batch: no equality to expect)
@@ -104,8 +105,9 @@ def test_official_variant_couples_the_batch_and_says_so(tmp_path):
 
 
 def test_bad_accum_iter_is_named(tmp_path):
-    with pytest.raises(ValueError, match=r'train.accum_iter must be an integer >= 1 .*got 0'):
-        build_model(model_options(tmp_path, accum_iter=0))
+    check_as_option_file(model_options(tmp_path, accum_iter=2))
+    with pytest.raises(OptionsError, match='train.accum_iter = 0: expected an integer >= 1'):
+        check_as_option_file(model_options(tmp_path, accum_iter=0))
 
 
 # ----------------------------------------------------------------------------------------------- under DDP

@@ -5,7 +5,8 @@ import torch
 from basicsr.models import build_model
 from torch import nn
 
-from tests.helpers import batch, model_options, parameters, same, train
+from hint_plugin.errors import OptionsError
+from tests.helpers import batch, check_as_option_file, model_options, parameters, same, train
 
 
 def fp16_model(path, **train):
@@ -68,13 +69,14 @@ def test_nonfinite_loss_is_the_guards_not_the_scalers(tmp_path):
     ('grad_scaler', {'init_scale': 8.0}, r'train.grad_scaler is only used with train.amp: fp16 \(train.amp is None\)'),
 ])
 def test_grad_scaler_needs_fp16(tmp_path, key, value, message):
-    with pytest.raises(ValueError, match=message):
-        build_model(model_options(tmp_path, **{key: value}))
+    check_as_option_file(model_options(tmp_path, amp='fp16', **{key: value}))
+    with pytest.raises(OptionsError, match=message):
+        check_as_option_file(model_options(tmp_path, **{key: value}))
 
 
 def test_unknown_grad_scaler_key_is_named(tmp_path):
-    with pytest.raises(ValueError, match=r"train.grad_scaler must be a dict with keys among .*got \{'scale': 8\}"):
-        fp16_model(tmp_path, grad_scaler={'scale': 8})
+    with pytest.raises(OptionsError, match='`scale`: unknown key in train.grad_scaler; did you mean `init_scale`?'):
+        check_as_option_file(model_options(tmp_path, amp='fp16', grad_scaler={'scale': 8}))
 
 
 def resumed_model(path, state, weights, **train):

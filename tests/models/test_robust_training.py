@@ -14,10 +14,11 @@ from basicsr.utils import scandir
 from basicsr.utils.registry import ARCH_REGISTRY
 
 from hint_plugin import compat
+from hint_plugin.errors import OptionsError
 from hint_plugin.models.hint_model import NonFiniteError
 from hint_plugin.utils.checkpoint import atomic_save, global_rng_states, restore_global_rng_states
-from tests.helpers import (REPO, TINY_CONFIG, batch, logged_iters, make_paired_lmdbs, model_options, parameters, run,
-                           same, train_options, write_yaml)
+from tests.helpers import (REPO, TINY_CONFIG, batch, check_as_option_file, logged_iters, make_paired_lmdbs,
+                           model_options, parameters, run, same, train_options, write_yaml)
 
 SUBPROCESS_ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1'}
 
@@ -57,8 +58,9 @@ def test_nonfinite_loss_skips_the_step_when_configured_and_counts_it(tmp_path):
 
 
 def test_skip_nonfinite_must_be_a_bool(tmp_path):
-    with pytest.raises(ValueError, match="train.skip_nonfinite must be true or false, got 'yes'"):
-        build_model(model_options(tmp_path, skip_nonfinite='yes'))
+    check_as_option_file(model_options(tmp_path, skip_nonfinite=True))
+    with pytest.raises(OptionsError, match="train.skip_nonfinite = 'yes': expected true or false"):
+        check_as_option_file(model_options(tmp_path, skip_nonfinite='yes'))
 
 
 def test_nonfinite_weights_are_never_saved(tmp_path):
@@ -234,8 +236,8 @@ def test_killed_and_resumed_run_matches_the_uninterrupted_run(tmp_path):
     ({'type': 'Hint'}, r"network_g\.type = 'Hint': no such network \(registered: .*HINT"),
 ])
 def test_bad_network_options_fail_at_start_up_naming_key_value_and_expectation(tmp_path, change, message):
-    with pytest.raises(ValueError, match=message):
-        build_model(model_options(tmp_path, is_train=False, network={'type': 'HINT', **TINY_CONFIG, **change}))
+    with pytest.raises(OptionsError, match=message):
+        check_as_option_file(model_options(tmp_path, is_train=False, network={'type': 'HINT', **TINY_CONFIG, **change}))
 
 
 def test_good_network_options_build_without_drawing_random_numbers(tmp_path):

@@ -4,7 +4,8 @@ import torch
 from basicsr.models import build_model
 from torch import nn
 
-from tests.helpers import batch, model_options, parameters
+from hint_plugin.errors import OptionsError
+from tests.helpers import batch, check_as_option_file, model_options, parameters
 
 
 
@@ -31,12 +32,13 @@ def test_bf16_autocast_runs_the_forward_in_bfloat16_and_keeps_float32_weights(tm
 
 
 @pytest.mark.parametrize('key, value, message', [
-    ('amp', 'fp8', "train.amp must be one of \\['bf16', 'fp16'\\] or false, got 'fp8'"),
-    ('compile', 'yes', "train.compile must be true, false or a dict of torch.compile keywords, got 'yes'"),
+    ('amp', 'fp8', "train.amp = 'fp8': expected one of False, 'bf16', 'fp16'"),
+    ('compile', 'yes', "train.compile = 'yes': expected true or false or a mapping"),
 ])
 def test_bad_speed_options_are_named(tmp_path, key, value, message):
-    with pytest.raises(ValueError, match=message):
-        build_model(model_options(tmp_path, **{key: value}))
+    check_as_option_file(model_options(tmp_path, amp='bf16', compile={'backend': 'aot_eager'}))
+    with pytest.raises(OptionsError, match=message):
+        check_as_option_file(model_options(tmp_path, **{key: value}))
 
 
 @pytest.mark.slow  # dynamo tracing and AOT autograd of the tiny network: about 20 s

@@ -23,8 +23,10 @@ def test_option_file_merge_and_override(tmp_path):
                                    'val': {'tile': {'size': 32, 'overlap': 16, 'merge': 'average'}}}))
     assert inference.resolve_setup(opt=str(opt)).merge == 'average'
     assert inference.resolve_setup(opt=str(opt), merge='cosine').merge == 'cosine'
-    with pytest.raises(OptionsError, match="val.tile.merge must be 'cosine'.*'blend'"):
-        inference.resolve_setup(opt=str(opt), merge='blend')
+    opt.write_text(yaml.safe_dump({'network_g': {'type': 'HINT'}, 'path': {'pretrain_network_g': 'w.pth'},
+                                   'val': {'tile': {'size': 32, 'merge': 'blend'}}}))
+    with pytest.raises(OptionsError, match=r"test.yml: val.tile.merge = 'blend': expected one of 'cosine', 'average'"):
+        inference.resolve_setup(opt=str(opt))
 
 
 def test_average_merge_is_the_authors_grid_average():
