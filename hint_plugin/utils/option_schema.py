@@ -31,6 +31,7 @@ class Key:
     kind of list items. ``keys``: the schema of a ``map`` (``None``: any keys), or a function ``value -> schema``.
     ``each``: the schema of every value of a ``map`` of named entries (datasets, metrics). ``required``:
     ``True`` always, ``'train'`` for training only. ``path``: ``'file'`` or ``'dir'`` that must exist.
+    ``refused``: a key that must not be given, and what to give instead.
     """
     kind: object = 'any'
     low: float = None
@@ -42,6 +43,7 @@ class Key:
     required: object = False
     path: str = None
     length: int = None
+    refused: str = None
 
 
 INT, WHOLE, NUMBER, BOOL, STR, LIST, MAP = 'int', 'whole', 'number', 'bool', 'str', 'list', 'map'
@@ -128,6 +130,8 @@ def check_section(where, section, schema, context):
             if key.required is True or (key.required == 'train' and context['is_train']):
                 raise OptionsError(f'{path} is missing: expected {_expected(key)}')
             continue
+        if key.refused:
+            raise OptionsError(f'{path}: {key.refused}')
         check_value(path, value, key if context['check_paths'] else Key(**{**key.__dict__, 'path': None}))
         if _is(MAP, value) and key.each is not None:
             for entry, content in value.items():
@@ -251,6 +255,8 @@ AUTHORS_PAIRED_KEYS = {  # the authors' Dataset_PairedImage and Dataset_PairedIm
     'meta_info_file': Key(STR, path='file'), 'filename_tmpl': Key(STR), 'io_backend': IO_BACKEND,
     'gt_size': Key(INT, low=1, required='train'), 'geometric_augs': FLAG,
     'mean': Key(LIST, items=NUMBER), 'std': Key(LIST, items=NUMBER),
+    **{name: Key(refused="the authors' datasets do not read it; geometric_augs: true draws one of the eight "
+                         'flips / quarter turns') for name in ('use_hflip', 'use_rot', 'use_flip')},
 }
 AUTHORS_DEHAZE_KEYS = {  # Dataset_PairedImage_dehazeSOT reads folders only
     **AUTHORS_PAIRED_KEYS, 'io_backend': Key(MAP, keys={'type': Key(STR, required=True, choices=('disk',))}),

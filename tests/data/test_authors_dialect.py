@@ -183,7 +183,8 @@ def test_paired_training_item_is_padded_to_the_patch(tmp_path):
     np.testing.assert_allclose(item['gt'].numpy().transpose(1, 2, 0), expected, atol=1e-7)
     assert item['lq'].shape == (3, 8, 8)
     check_dataset_options(opt)
-    with pytest.raises(OptionsError, match='`use_hflip`: unknown key in datasets.train'):
+    with pytest.raises(OptionsError, match="datasets.train.use_hflip: the authors' datasets do not read it; "
+                                           'geometric_augs: true'):
         check_dataset_options(dict(opt, use_hflip=True))
 
 
