@@ -12,7 +12,7 @@ install: $(STAMP)
 
 # basicsr 1.4.2 ships only an sdist whose setup.py needs torch at build time, so torch comes first and
 # basicsr is built without build isolation (otherwise pip would fetch a second torch for the build).
-$(STAMP): setup.py $(LOCK)
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -c $(LOCK) torch torchvision numpy cython 'setuptools>=64' wheel
 	$(PIP) install -q --no-build-isolation -r $(LOCK)

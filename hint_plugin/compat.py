@@ -4,8 +4,8 @@ function.
 Nothing in site-packages is edited. ``import hint_plugin`` applies only :func:`alias_functional_tensor`, without
 which ``import basicsr`` fails on torchvision >= 0.17. The others change BasicSR's behaviour, so they apply only
 where HINT trains or tests: :func:`apply_training_fixes`, called by the plugin's entry points
-(``tools/train.py``, ``tools/test.py``: ``tools/entry.py``) before BasicSR's pipeline starts; the first of them
-makes BasicSR read option files with the plugin's safe loader.
+(``tools/train.py``, ``tools/test.py``: :mod:`hint_plugin.cli.pipeline`) before BasicSR's pipeline starts; the
+first of them makes BasicSR read option files with the plugin's safe loader.
 """
 import importlib
 import itertools

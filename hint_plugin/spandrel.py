@@ -15,7 +15,7 @@ HINT with attention blocks, as every trained one has). The ``variant`` is not in
 * purpose ``Restoration``, scale 1, input and output channels from the weights;
 * no size requirements: HINT pads any image to a multiple of 8 itself (reflect padding) and crops back, so
   spandrel passes every image through unchanged and the output equals the plugin's;
-* ``supports_half`` and ``supports_bfloat16``: measured with ``tools/precision_table.py`` (HINT keeps its token
+* ``supports_half`` and ``supports_bfloat16``: measured with ``studies/precision_table.py`` (HINT keeps its token
   norms, correlations and softmax in float32, so both stay finite). On the demo model's held-out photos
   (``make demo``, CPU) bfloat16 is 59.0 dB and float16 65.0 dB from float32 (docs/interop.md). A random,
   untrained network is a poor judge: with ``--same-order --crop 128`` (float32's channel orders replayed)

@@ -17,7 +17,7 @@ from torch.nn import functional as F
 from hint_plugin import export
 from hint_plugin.archs.hint_arch import HINT
 from hint_plugin.errors import ExportError
-from tools import export_onnx as command
+from hint_plugin.cli import export_onnx as command
 
 # neither side a multiple of 8 (HINT pads internally); 17x3 takes HINT's replicate padding (pad >= width)
 CHECK_SIZES = ((37, 45), (66, 83), (17, 3))

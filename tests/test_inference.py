@@ -21,7 +21,7 @@ from hint_plugin import inference
 from hint_plugin.archs.hint_arch import HINT
 from hint_plugin.errors import CheckpointError, ImageError, OptionsError
 from hint_plugin.utils import image_io
-from tools import inference as command
+from hint_plugin.cli import inference as command
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1)

@@ -6,7 +6,7 @@ from spandrel import ImageModelDescriptor, ModelLoader, UnsupportedModelError
 import hint_plugin.spandrel  # noqa: F401  (adds HINT to spandrel's registry)
 from hint_plugin.archs.hint_arch import HINT
 from hint_plugin.inference import load_network, restore_tensor
-from hint_plugin.precision_study import ChannelOrders, psnr
+from studies.precision_table import ChannelOrders, psnr
 from hint_plugin.utils.checkpoint import convert_to_safetensors
 
 CONFIG = dict(dim=8, num_blocks=[1, 2, 1, 1], num_refinement_blocks=1, ffn_expansion_factor=2.0, bias=True)

@@ -1,33 +1,12 @@
-"""Parameters and MACs of HINT (or any registered network) with mmengine's analysis.
+"""``python tools/complexity.py [--opt options/train/X.yml] [--size H W] [--depth N]``.
 
-    python tools/complexity.py                              # default HINT at 256x256
-    python tools/complexity.py --opt options/train/X.yml --size 128 128 --depth 3
+Parameters and MACs of HINT (or any registered network) with mmengine's analysis.
+
+Installed as ``hint-complexity`` too; the command line is :mod:`hint_plugin.cli.complexity`.
 """
-import argparse
 import sys
-from os import path as osp
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
-
-from hint_plugin.complexity import analyze, summary  # noqa: E402
-from hint_plugin.utils.options import OptionsError, network_from_options  # noqa: E402
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--opt', help='a YAML whose network_g describes the network (default: HINT defaults)')
-    parser.add_argument('--variant', choices=['official', 'refined'], help='override network_g.variant')
-    parser.add_argument('--size', type=int, nargs=2, default=[256, 256], metavar=('H', 'W'))
-    parser.add_argument('--depth', type=int, default=2, help='module depth of the per-module table')
-    args = parser.parse_args(argv)
-    try:
-        net = network_from_options(args.opt, variant=args.variant)
-    except OptionsError as error:
-        parser.error(str(error))
-    result = analyze(net, *args.size, max_depth=args.depth)
-    print(result['table'])
-    print(summary(result, *args.size))
-
+from hint_plugin.cli.complexity import main
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

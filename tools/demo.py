@@ -32,21 +32,19 @@ from dataclasses import dataclass, field
 from os import path as osp
 from typing import Dict, Optional
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
+import hint_plugin  # noqa: F401  (before any basicsr import: it aliases a torchvision module BasicSR imports)
+import cv2
+import numpy as np
+import skimage.data
+import yaml
+from basicsr.archs import build_network
+from basicsr.metrics import calculate_psnr, calculate_ssim
+from basicsr.utils import tensor2img
 
-import hint_plugin  # noqa: E402,F401  (before any basicsr import: it aliases a torchvision module BasicSR imports)
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-import skimage.data  # noqa: E402
-import yaml  # noqa: E402
-from basicsr.archs import build_network  # noqa: E402
-from basicsr.metrics import calculate_psnr, calculate_ssim  # noqa: E402
-from basicsr.utils import tensor2img  # noqa: E402
-
-from hint_plugin.data.gaussian_noise_dataset import GaussianNoiseDataset  # noqa: E402
-from hint_plugin.utils.image_io import crop_center  # noqa: E402
-from hint_plugin.utils.option_yaml import OptionDumper  # noqa: E402
-from hint_plugin.utils.options import read_options  # noqa: E402
+from hint_plugin.data.gaussian_noise_dataset import GaussianNoiseDataset
+from hint_plugin.utils.image_io import crop_center
+from hint_plugin.utils.option_yaml import OptionDumper
+from hint_plugin.utils.options import read_options
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TRAIN_OPTIONS = osp.join(REPO, 'options', 'demo', 'HINT_demo_denoise.yml')

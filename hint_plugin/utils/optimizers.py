@@ -3,7 +3,7 @@
 PyTorch's fused Adam/AdamW (one kernel over all parameters, on CPU and CUDA) steps exactly as the per-parameter
 loop does, to float32 rounding (``tests/models/test_fused_optimizer.py``), and faster: on the project's 2-core
 CPU one AdamW step over HINT's 24.9 M parameters took 17 ms fused against 55 ms for the loop (PyTorch's CPU
-default) and 64 ms for ``foreach`` (``tools/speed_devices.py``). So ``HINTModel`` asks for ``fused: true`` unless ``optim_g`` names
+default) and 64 ms for ``foreach`` (``studies/speed_devices.py``). So ``HINTModel`` asks for ``fused: true`` unless ``optim_g`` names
 ``fused`` or ``foreach`` itself (``fused: false`` keeps the loop).
 """
 import torch

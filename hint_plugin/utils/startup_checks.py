@@ -1,7 +1,7 @@
 """The checks the train and test commands run before BasicSR builds anything: the options a command line names,
 with its ``--force_yml`` overrides applied (:func:`hint_plugin.utils.option_schema.check_options`), and its
 ``--launcher`` (also against ``num_gpu``: :func:`hint_plugin.utils.option_schema.check_launcher_fits`). The
-command-line side is ``tools/entry.py``.
+command-line side is :mod:`hint_plugin.cli.pipeline`.
 """
 import os
 

@@ -1,5 +1,4 @@
 """tools/create_lmdb.py and hint_plugin.data.lmdb_layouts: fake copies of each dataset layout -> BasicSR LMDBs."""
-import importlib.util
 import subprocess
 import sys
 from typing import NamedTuple, Sequence, Tuple
@@ -210,9 +209,7 @@ def test_missing_folder_and_clashing_keys_are_refused(tmp_path):
 
 
 def test_cli_writes_lmdbs_and_prints_a_summary(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location('create_lmdb_cli', REPO / 'tools' / 'create_lmdb.py')
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
+    from hint_plugin.cli import create_lmdb as cli
     build(tmp_path / 'data', CASES['rain100-subfolders'])
     cli.main(['--layout', 'rain100', '--input', str(tmp_path / 'data'), '--output', str(tmp_path / 'out')])
     assert capsys.readouterr().out.splitlines()[-1] == (

@@ -23,7 +23,7 @@ from hint_plugin.utils.checkpoint import CheckpointError, read_state_dict
 from hint_plugin.utils.option_schema import Key, check_options, register_dataset_keys
 from hint_plugin.utils.options import OptionsError
 from hint_plugin.utils.resume import ResumeError, read_resume_state
-from tools.entry import check_command_line
+from hint_plugin.cli.pipeline import check_command_line
 from tests.helpers import REPO, TINY_CONFIG, make_paired_lmdbs, model_options, train_options, write_yaml
 
 ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONPATH': str(REPO)}
@@ -252,7 +252,7 @@ def test_pretrain_with_nan_weights_is_refused_before_training(tmp_path):
 
 
 def test_inference_cli_exits_2_on_nan_weights(tmp_path, capsys):
-    from tools import inference
+    from hint_plugin.cli import inference
     weights, network = tmp_path / 'nan.pth', tmp_path / 'net.yml'
     torch.save({'params': tiny_state(float('nan'))}, weights)
     write_yaml(network, {'network_g': {'type': 'HINT', **TINY_CONFIG}})

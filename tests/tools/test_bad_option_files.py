@@ -19,10 +19,9 @@ from hint_plugin.utils.experiment_lock import experiment_lock, lock_path
 from hint_plugin.utils.option_schema import check_options
 from hint_plugin.utils.options import OptionsError, read_options
 from tests.models.test_training_e2e import tiny_data, train_options, write_yaml  # noqa: F401  (a fixture)
-from tools import (benchmark, cache_study, complexity, convert_weights, create_lmdb, entry, export_onnx, inference,
-                   precision_table)
-from tools import test as test_tool
-from tools import train as train_tool
+from hint_plugin.cli import complexity, convert_weights, create_lmdb, export_onnx, inference
+from hint_plugin.cli import pipeline as entry
+from studies import benchmark, cache_study, precision_table
 
 TAG = '!!python/object/apply:os.system'
 
@@ -51,8 +50,8 @@ def run_entry(main, argv, monkeypatch=None, program='tools/train.py'):
 
 
 ENTRY_POINTS = {  # name: (main, argv for an option file FILE, whether it reads sys.argv)
-    'train': (train_tool.main, ['-opt', 'FILE'], True),
-    'test': (test_tool.main, ['-opt', 'FILE'], True),
+    'train': (entry.train_main, ['-opt', 'FILE'], True),
+    'test': (entry.test_main, ['-opt', 'FILE'], True),
     'inference-opt': (inference.main, ['--opt', 'FILE', '-i', 'in.png', '-o', 'out'], False),
     'inference-config': (inference.main, ['--config', 'FILE', '--weights', 'w.pth', '-i', 'in.png', '-o', 'out'],
                          False),
@@ -187,7 +186,7 @@ def test_experiment_name_that_is_not_one_folder_name_exits_2(tmp_path, monkeypat
     path = write_yaml(tmp_path / 'train.yml', train_options(name, tiny_data, total_iter=2, save_every=2))
     checked_without_data(monkeypatch)
     monkeypatch.chdir(work)
-    assert run_entry(train_tool.main, ['-opt', path], monkeypatch) == 2
+    assert run_entry(entry.train_main, ['-opt', path], monkeypatch) == 2
     message = capsys.readouterr().err
     assert f'train: error: {path}: name = {name!r}: expected a plain name' in message, message
     assert sorted(os.listdir(tmp_path)) == ['a', 'train.yml', 'victim_dir']
@@ -218,7 +217,7 @@ def test_second_training_of_a_running_experiment_exits_2_naming_the_holder(tmp_p
     lock.write_text(f'{os.getppid()} {socket.gethostname()}\n')  # a live process: the first training
     path = write_yaml(tmp_path / 'train.yml', train_options('busy', tiny_data, total_iter=2, save_every=2))
     monkeypatch.chdir(tmp_path)
-    assert run_entry(train_tool.main, ['-opt', path], monkeypatch) == 2
+    assert run_entry(entry.train_main, ['-opt', path], monkeypatch) == 2
     message = capsys.readouterr().err
     assert f'{lock}: process {os.getppid()} on {socket.gethostname()} is training into this experiment' in message
     assert sorted(os.listdir(tmp_path / 'experiments')) == ['busy.lock']  # nothing archived or created
@@ -264,7 +263,7 @@ def test_cuda_options_without_cuda_exit_2(tmp_path, monkeypatch, capsys, tiny_da
     path = write_yaml(tmp_path / 'train.yml', options)
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
     monkeypatch.chdir(tmp_path)
-    assert run_entry(train_tool.main, ['-opt', path], monkeypatch) == 2
+    assert run_entry(entry.train_main, ['-opt', path], monkeypatch) == 2
     message = capsys.readouterr().err
     assert f'train: error: {path}: {words}' in message, message
     assert not (tmp_path / 'experiments').exists()
@@ -282,7 +281,7 @@ def test_disk_full_while_saving_exits_1_naming_the_file_and_the_state_kept(tmp_p
 
     monkeypatch.setattr(torch, 'save', save)
     monkeypatch.chdir(tmp_path)
-    assert run_entry(train_tool.main, ['-opt', path], monkeypatch) == 1
+    assert run_entry(entry.train_main, ['-opt', path], monkeypatch) == 1
     message = capsys.readouterr().err
     states = tmp_path / 'experiments' / 'full' / 'training_states'
     assert f'train: error: cannot save {states / "4.state"}: No space left on device; nothing was written under ' \
@@ -305,7 +304,7 @@ def test_ctrl_c_during_training_exits_130_with_the_iteration_and_the_resume_comm
 
     monkeypatch.setattr(HINTModel, 'optimize_parameters', interrupted_at_3)
     monkeypatch.chdir(tmp_path)
-    assert run_entry(train_tool.main, ['-opt', path], monkeypatch) == 130
+    assert run_entry(entry.train_main, ['-opt', path], monkeypatch) == 130
     message = capsys.readouterr().err
     assert (f'train: interrupted (Ctrl-C) during iteration 3; the last saved training state is iteration 2: '
             f'resume from it with: python tools/train.py -opt {path} --auto_resume') in message, message

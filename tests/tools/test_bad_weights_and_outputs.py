@@ -17,7 +17,7 @@ from hint_plugin.errors import CheckpointError, NonFiniteError, OptionsError
 from hint_plugin.inference import load_network, resolve_setup, smallest_tile
 from hint_plugin.utils.checkpoint import load_weights, read_state_dict
 from tests.helpers import TINY_CONFIG, write_yaml
-from tools import convert_weights, export_onnx, inference
+from hint_plugin.cli import convert_weights, export_onnx, inference
 
 
 def tiny_state(change=None):
@@ -284,7 +284,7 @@ def test_load_network_with_an_exact_key_that_exists_loads(tmp_path):
 
 
 def test_explicit_param_key_that_is_absent_is_refused_by_precision_table(tmp_path, network_yaml):
-    from tools import precision_table
+    from studies import precision_table
     weights = tmp_path / 'net.pth'
     torch.save({'params': tiny_state()}, weights)
     with pytest.raises(CheckpointError, match=r"no weights under the key 'params_ema' asked for \(the keys holding "

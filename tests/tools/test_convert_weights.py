@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from hint_plugin.archs.hint_arch import HINT
-from tools import convert_weights
+from hint_plugin.cli import convert_weights
 from hint_plugin.utils.safetensors_io import read_network_config
 
 REPO = Path(__file__).resolve().parents[2]

@@ -7,7 +7,7 @@ import yaml
 
 from hint_plugin import inference
 from hint_plugin.errors import OptionsError
-from tools import inference as inference_tool
+from hint_plugin.cli import inference as inference_tool
 from hint_plugin.utils.tiling import restore
 
 

@@ -25,7 +25,7 @@ def readme_commands():
 
 
 COMMANDS = readme_commands()
-TOOL_COMMANDS = [words for words in COMMANDS if words[0] == 'python' and words[1].startswith('tools/')]
+TOOL_COMMANDS = [words for words in COMMANDS if words[0] == 'python' and words[1].startswith(('tools/', 'studies/'))]
 
 
 def test_the_readme_has_the_commands_a_newcomer_needs():
@@ -40,7 +40,7 @@ def test_make_targets_scripts_and_option_files_exist():
         if words[0] == 'make':
             assert re.search(rf'^{words[1]}:', makefile, flags=re.M), f'Makefile has no target {words[1]!r}'
         for word in words:
-            if word.startswith(('tools/', 'options/')):
+            if word.startswith(('tools/', 'studies/', 'options/')):
                 assert (REPO / word).is_file(), f'README names {word}, which does not exist'
 
 

@@ -1,28 +1,24 @@
 """Time HINT's speed devices against the plain expressions they replace (the figures in hint_plugin/archs/ops.py,
 hint_plugin/utils/optimizers.py and docs/benchmarks.md).
 
-    python tools/speed_devices.py               # PyTorch's default threads
-    python tools/speed_devices.py --threads 1
+    python studies/speed_devices.py               # PyTorch's default threads
+    python studies/speed_devices.py --threads 1
 
 Each line: the median of --repeat timed calls (after 3 untimed ones) of the device and of each alternative, in
 milliseconds, all in this process with the allocator setting of the entry points.
 """
 import argparse
 import statistics
-import sys
 import time
-from os import path as osp
 
 import torch
 from torch.nn import functional as F
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-from hint_plugin.archs.hint_arch import HINT  # noqa: E402
-from hint_plugin.archs.hmha_arch import channel_correlation, mean_channel_correlation  # noqa: E402
-from hint_plugin.archs.ops import channel_mix  # noqa: E402
-from hint_plugin.archs.qkcu_arch import gather_channels  # noqa: E402
-from hint_plugin.utils.allocator import retain_freed_memory  # noqa: E402
+from hint_plugin.archs.hint_arch import HINT
+from hint_plugin.archs.hmha_arch import channel_correlation, mean_channel_correlation
+from hint_plugin.archs.ops import channel_mix
+from hint_plugin.archs.qkcu_arch import gather_channels
+from hint_plugin.utils.allocator import retain_freed_memory
 
 
 def median_ms(function, repeat):

@@ -1,4 +1,4 @@
-"""``python tools/cache_study.py --opt TEST_YML --weights CKPT``: how the inter-layer cache options change a model.
+"""``python studies/cache_study.py --opt TEST_YML --weights CKPT``: how the inter-layer cache options change a model.
 
 Restores the noisy images of the test option file's first test set (``GaussianNoiseDataset``: the same noise,
 per image, as ``tools/test.py``), optionally followed by the images of more folders with the same noise
@@ -9,21 +9,18 @@ prints, per mode, the mean PSNR on the test set, the output's largest and mean a
 many calls the carried cache was not all zeros.
 """
 import argparse
-import sys
 from os import path as osp
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
+import hint_plugin  # noqa: F401  (registers HINT; makes `import basicsr` work)
+import torch
+from basicsr.archs import build_network
+from basicsr.metrics import calculate_psnr
+from basicsr.utils import tensor2img
+from tqdm import tqdm
 
-import hint_plugin  # noqa: E402,F401  (registers HINT; makes `import basicsr` work)
-import torch  # noqa: E402
-from basicsr.archs import build_network  # noqa: E402
-from basicsr.metrics import calculate_psnr  # noqa: E402
-from basicsr.utils import tensor2img  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from hint_plugin.data.gaussian_noise_dataset import GaussianNoiseDataset  # noqa: E402
-from hint_plugin.utils.checkpoint import load_weights  # noqa: E402
-from hint_plugin.utils.options import OptionsError, network_options, read_options  # noqa: E402
+from hint_plugin.data.gaussian_noise_dataset import GaussianNoiseDataset
+from hint_plugin.utils.checkpoint import load_weights
+from hint_plugin.utils.options import OptionsError, network_options, read_options
 
 ROUNDINGS = ('trunc', 'floor')
 INITS = ('carry', 'zeros', 'none')

@@ -1,4 +1,4 @@
-"""tools/benchmark.py on a tiny network: both modes, a table and JSON with the measured fields, another revision,
+"""studies/benchmark.py on a tiny network: both modes, a table and JSON with the measured fields, another revision,
 the authors' code from a path (a stand-in file here: theirs has no licence and cannot ship)."""
 import importlib.util
 import json
@@ -29,7 +29,7 @@ class HINT(_HINT):
 
 
 def run_benchmark(*args):
-    return subprocess.run([sys.executable, str(REPO / 'tools' / 'benchmark.py'), *map(str, args)],
+    return subprocess.run([sys.executable, str(REPO / 'studies' / 'benchmark.py'), *map(str, args)],
                           capture_output=True, text=True, timeout=600)
 
 
@@ -38,7 +38,7 @@ def test_benchmark_cli_measures_train_and_infer(tmp_path):
     config.write_text('network_g: {type: HINT, dim: 8, num_blocks: [1, 1, 1, 1], num_refinement_blocks: 1}\n')
     out_json = tmp_path / 'bench.json'
     result = subprocess.run(
-        [sys.executable, str(REPO / 'tools' / 'benchmark.py'), '--opt', str(config), '--train-size', '24', '32',
+        [sys.executable, str(REPO / 'studies' / 'benchmark.py'), '--opt', str(config), '--train-size', '24', '32',
          '--infer-size', '40', '40', '--batch', '2', '--repeat', '2', '--threads', '1', '--variant', 'refined',
          '--use-checkpoint', '--profile', '3', '--json', str(out_json)], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -119,8 +119,8 @@ def test_benchmark_runs_the_reference_code_from_a_path_in_alternating_rounds(tmp
 
 
 def benchmark_tool():
-    """tools/benchmark.py as a module (its refusals come before any measurement: no process needed)."""
-    module_spec = importlib.util.spec_from_file_location('_benchmark_tool', REPO / 'tools' / 'benchmark.py')
+    """studies/benchmark.py as a module (its refusals come before any measurement: no process needed)."""
+    module_spec = importlib.util.spec_from_file_location('_benchmark_tool', REPO / 'studies' / 'benchmark.py')
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
     return module

@@ -1,10 +1,10 @@
 """Time HINT's training steps and inference, with peak memory; prints a Markdown table (and JSON with --json).
 
-    python tools/benchmark.py                                   # default HINT: train 128x128, infer 256x256
-    python tools/benchmark.py --mode train --train-size 384 384 --use-checkpoint
-    python tools/benchmark.py --device cuda --dtype bf16 --compile --json gpu.json
-    python tools/benchmark.py --mode train --reference ../HINT --rounds 3   # against the authors' code
-    python tools/benchmark.py --revision 22ff68d --rounds 2                 # against another commit
+    python studies/benchmark.py                                   # default HINT: train 128x128, infer 256x256
+    python studies/benchmark.py --mode train --train-size 384 384 --use-checkpoint
+    python studies/benchmark.py --device cuda --dtype bf16 --compile --json gpu.json
+    python studies/benchmark.py --mode train --reference ../HINT --rounds 3   # against the authors' code
+    python studies/benchmark.py --revision 22ff68d --rounds 2                 # against another commit
 
 With --reference (the authors' HINT_arch.py itself, or the root of a checkout of their repository) or --revision
 (a git revision of this repository, exported to a temporary folder), that network is measured too, by this
@@ -441,9 +441,6 @@ def comparison_lines(results):
 
 
 def main(argv=None):
-    # this checkout's package for the measurements (spawned processes inherit the path); not at import, since a
-    # --revision measurement loads this file in an interpreter whose hint_plugin is the revision's
-    sys.path.insert(0, REPO)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--opt', help='a YAML whose network_g describes the network (default: HINT defaults)')
     parser.add_argument('--variant', choices=['official', 'refined'])

@@ -1,6 +1,6 @@
 """The variant study: ``official`` against ``refined`` HINT, one recipe and budget, several seeds, two tasks.
 
-``python tools/variant_study.py`` trains every (task, variant, seed) with ``tools/train.py`` on data built from
+``python studies/variant_study.py`` trains every (task, variant, seed) with ``tools/train.py`` on data built from
 the photographs bundled with scikit-image, and reports the held-out PSNR and SSIM that BasicSR's validation
 logs after the last iteration: per run, and the mean and spread per task and variant.
 
@@ -17,6 +17,7 @@ between the two arms. Outputs: ``results/variant_study/summary.md`` and ``summar
 ``results/variant_study/logs/``, option files in ``results/variant_study/options/``.
 """
 import argparse
+import importlib.util
 import json
 import os
 import statistics
@@ -28,13 +29,24 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from os import path as osp
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
+import hint_plugin  # noqa: F401  (before any basicsr import: it aliases a torchvision module BasicSR imports)
+import cv2
+import numpy as np
 
-import hint_plugin  # noqa: E402,F401  (before any basicsr import: it aliases a torchvision module BasicSR imports)
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
 
-from tools import demo  # noqa: E402
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def load_demo():
+    """This checkout's ``tools/demo.py`` as a module: the study builds on its photos, recipe and helpers."""
+    module_spec = importlib.util.spec_from_file_location('hint_demo', osp.join(REPO, 'tools', 'demo.py'))
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[module_spec.name] = module  # before running it, as an import would (its dataclasses look it up)
+    module_spec.loader.exec_module(module)
+    return module
+
+
+demo = load_demo()
 
 VARIANTS = ('official', 'refined')  # the default arms; an arm may also name a cache_init: 'refined+zeros'
 CACHE_INITS = ('carry', 'zeros', 'none')
@@ -220,7 +232,7 @@ def run_study(workdir='.', tasks=TASKS, seeds=(0, 1, 2), iters=DEFAULT_ITERS, jo
 
     summary = summarise(runs)
     table = format_summary(runs, summary)
-    command = (f'python tools/variant_study.py --tasks {" ".join(tasks)} --seeds {" ".join(map(str, seeds))} '
+    command = (f'python studies/variant_study.py --tasks {" ".join(tasks)} --seeds {" ".join(map(str, seeds))} '
                f'--iters {iters} --jobs {jobs} --threads {threads}' + (' --quick' if quick else '')
                + ('' if tuple(arms) == VARIANTS else f' --arms {" ".join(arms)}'))
     markdown = osp.join(results, 'summary.md')

@@ -1,4 +1,4 @@
-"""tools/variant_study.py: official vs refined with one recipe; the pieces, and the whole study in --quick mode."""
+"""studies/variant_study.py: official vs refined with one recipe; the pieces, and the whole study in --quick mode."""
 import argparse
 import json
 import math
@@ -6,8 +6,10 @@ import math
 import numpy as np
 import pytest
 
-from tools import demo, variant_study
-from tools.variant_study import Run, darken, format_summary, parse_arm, run_options, summarise
+from studies import variant_study
+from studies.variant_study import Run, darken, format_summary, parse_arm, run_options, summarise
+
+demo = variant_study.demo  # tools/demo.py, which the study builds on
 
 
 def test_darken_is_seeded_by_name_darker_and_eight_bit():
@@ -65,7 +67,7 @@ def test_quick_study_trains_both_variants_on_both_tasks(tmp_path, monkeypatch):
         log = (tmp_path / 'results' / 'variant_study' / 'logs' / f'{run["name"]}.log').read_text()
         assert f"variant: {run['variant']}" in log  # BasicSR logs the options it trained with
     summary = (tmp_path / 'results' / 'variant_study' / 'summary.md').read_text()
-    assert '| lowlight | refined | 1 |' in summary and 'python tools/variant_study.py' in summary
+    assert '| lowlight | refined | 1 |' in summary and 'python studies/variant_study.py' in summary
 
 
 def test_an_arm_may_name_the_cache_init():

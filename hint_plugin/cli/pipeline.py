@@ -1,4 +1,5 @@
-"""What ``tools/train.py`` and ``tools/test.py`` share: BasicSR's pipeline, with the plugin's fixes and checks first.
+"""``hint-train`` and ``hint-test`` (``python tools/train.py``, ``python tools/test.py``): BasicSR's train and test
+pipelines, with the plugin's fixes and checks first.
 
 Before BasicSR builds anything, the command line and its option file are checked
 (:func:`hint_plugin.utils.startup_checks.check_startup_options`; the file is read with YAML's safe loader, and so
@@ -18,12 +19,13 @@ import shlex
 import sys
 import traceback
 
-import hint_plugin  # noqa: F401  (registers HINT; first, since it makes `import basicsr` work on new torchvision)
 from hint_plugin import compat
 from hint_plugin.errors import HINTError, OptionsError
 from hint_plugin.utils.allocator import retain_freed_memory
 from hint_plugin.utils.experiment_lock import experiment_lock
 from hint_plugin.utils.startup_checks import check_startup_options
+from basicsr.test import test_pipeline  # after hint_plugin, which makes `import basicsr` work on new torchvision
+from basicsr.train import train_pipeline
 
 
 def parse_basicsr_arguments(argv):
@@ -146,3 +148,18 @@ def run_pipeline(pipeline, is_train):
     except KeyboardInterrupt as error:
         sys.stderr.write(interrupted_message(error, root, checked, is_train, sys.argv) + '\n')
         raise SystemExit(130) from None
+
+
+def train_main():
+    """``hint-train -opt options/train/X.yml [BasicSR flags]``: BasicSR's train pipeline with HINT.
+
+    Every BasicSR flag works (``--launcher``, ``--auto_resume``, ``--debug``, ``--force_yml``); outputs land in the
+    working directory's ``experiments/`` and ``tb_logger/``.
+    """
+    run_pipeline(train_pipeline, is_train=True)
+
+
+def test_main():
+    """``hint-test -opt options/test/X.yml``: BasicSR's test pipeline with HINT; results and logs land in the
+    working directory's ``results/<name>/``."""
+    run_pipeline(test_pipeline, is_train=False)

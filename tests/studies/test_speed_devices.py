@@ -1,9 +1,9 @@
-"""tools/speed_devices.py: every device is timed against each alternative it names, in milliseconds."""
+"""studies/speed_devices.py: every device is timed against each alternative it names, in milliseconds."""
 import re
 
 import torch
 
-from tools import speed_devices
+from studies import speed_devices
 
 
 def test_speed_devices_times_each_device_and_its_alternatives(capsys, monkeypatch):
