@@ -10,15 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.helpers import REPO, TINY_CONFIG, logged_iters, make_paired_lmdbs, paired_set, run, train_options, write_yaml
+from tests.helpers import REPO, TINY_CONFIG, logged_iters, paired_set, run, train_options, write_yaml
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope='module')
-def tiny_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp('data')
-    return {'train': make_paired_lmdbs(root, 'train', 6, 32, 0), 'val': make_paired_lmdbs(root, 'val', 2, 24, 1)}
 
 
 def test_train_kill_auto_resume_then_evaluate(tmp_path, tiny_data):

@@ -18,10 +18,10 @@ from conftest import REPO
 from hint_plugin.utils.experiment_lock import experiment_lock, lock_path
 from hint_plugin.utils.option_schema import check_options
 from hint_plugin.utils.options import OptionsError, read_options
-from tests.models.test_training_e2e import tiny_data, train_options, write_yaml  # noqa: F401  (a fixture)
 from hint_plugin.cli import complexity, convert_weights, create_lmdb, export_onnx, inference
 from hint_plugin.cli import pipeline as entry
 from studies import benchmark, cache_study, precision_table
+from tests.helpers import train_options, write_yaml
 
 TAG = '!!python/object/apply:os.system'
 
