@@ -88,6 +88,15 @@ def add_network_arguments(parser, opt_keys='network_g, path.pretrain_network_g, 
                             'params_ema, falling back to params, then a bare state_dict)')
 
 
+def silence_opencv():
+    """Turn OpenCV's own log off: ``cv2.utils.logging`` in OpenCV 5, ``cv2.setLogLevel`` (0: silent) in OpenCV 4."""
+    logging = getattr(cv2.utils, 'logging', None)
+    if logging is not None:
+        logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+    else:
+        cv2.setLogLevel(0)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         allow_abbrev=False,
@@ -143,7 +152,7 @@ def main(argv=None):
         parser.error(f'--max-pixels {args.max_pixels} is above OpenCV\'s own limit, {opencv_max_pixels()} '
                      f'({OPENCV_PIXELS}, read when OpenCV loads): raise that environment variable too')
     retain_freed_memory()  # large CPU feature maps reuse memory instead of page-faulting
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # failures are reported by file name
+    silence_opencv()  # failures are reported by file name
 
     def log(message):
         tqdm.write(message, file=sys.stderr)
