@@ -19,11 +19,12 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(PIP) install -q --no-build-isolation --no-deps -e .
 	touch $@
 
+# One pytest worker per core (pytest-xdist); conftest.py hands out the slow tests first.
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --dist worksteal
 
 test-fast: install
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -n auto --dist worksteal -m "not slow"
 
 demo: install
 	$(PY) tools/demo.py

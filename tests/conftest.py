@@ -7,6 +7,12 @@ from tests.helpers import FIXTURES, REPO, TINY_CONFIG, make_paired_lmdbs  # noqa
 torch.set_num_threads(1)  # tiny networks: threads only add overhead
 
 
+def pytest_collection_modifyitems(items):
+    """The slow tests first (stable otherwise): under ``pytest -n`` the workers start on the longest ones and the
+    short ones fill in behind, instead of one worker finishing a long test alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker('slow') is None)
+
+
 @pytest.fixture
 def tiny_config():
     return dict(TINY_CONFIG)
