@@ -7,10 +7,15 @@ attention products and the channel-correlation products of HMHA's re-ordering.
 from collections import Counter
 
 import torch
-from mmengine.analysis import FlopAnalyzer, parameter_count
-from mmengine.analysis.jit_handles import conv_flop_jit, get_shape
-from mmengine.analysis.print_helper import complexity_stats_table
 from torch import nn
+
+try:  # the [complexity] extra: only this module needs mmengine
+    from mmengine.analysis import FlopAnalyzer, parameter_count
+    from mmengine.analysis.jit_handles import conv_flop_jit, get_shape
+    from mmengine.analysis.print_helper import complexity_stats_table
+except ImportError as error:
+    raise ImportError(f"complexity counts need mmengine ({error}): pip install -e '.[complexity]', or the pinned "
+                      'set in requirements/lock.txt') from None
 
 
 def _conv_macs_by_dimension(inputs, outputs):

@@ -1,14 +1,15 @@
 """tools/complexity.py: mmengine's counts checked against an independent count from forward hooks."""
-import subprocess
 import sys
 
+import pytest
 import torch
 from torch import nn
 
-from conftest import REPO, TINY_CONFIG
+from conftest import TINY_CONFIG
 from hint_plugin.archs.hint_arch import HINT
 from hint_plugin.archs.hmha_arch import HMHA
 from hint_plugin.archs.layers import GatedDconvFeedForward
+from hint_plugin.cli import complexity as command
 from hint_plugin.complexity import analyze
 
 
@@ -56,11 +57,21 @@ def test_complexity_counts_match_an_independent_count():
     assert result['macs_total'] > result['macs_conv2d'] + expected['correlation'] + expected['attention']
 
 
-def test_complexity_cli_prints_table_and_totals(tmp_path):
+def test_complexity_cli_prints_table_and_totals(tmp_path, capsys):
     config = tmp_path / 'net.yml'
     config.write_text('network_g: {type: HINT, dim: 8, num_blocks: [1, 1, 1, 1], num_refinement_blocks: 1}\n')
-    out = subprocess.run([sys.executable, str(REPO / 'tools' / 'complexity.py'), '--opt', str(config), '--size', '32',
-                          '48', '--variant', 'refined'], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
-    assert 'parameters:' in out.stdout and 'MACs, 2-D convolutions only' in out.stdout
-    assert 'refinement' in out.stdout  # the per-module table
+    command.main(['--opt', str(config), '--size', '32', '48', '--variant', 'refined'])
+    out = capsys.readouterr().out
+    assert 'parameters:' in out and 'MACs, 2-D convolutions only' in out
+    assert 'refinement' in out  # the per-module table
+
+
+def test_complexity_without_mmengine_names_the_extra(monkeypatch, capsys):
+    """mmengine is the [complexity] extra: without it the command exits 2 saying what to install."""
+    monkeypatch.setitem(sys.modules, 'mmengine.analysis', None)  # importing it now raises ImportError
+    monkeypatch.delitem(sys.modules, 'hint_plugin.complexity')
+    with pytest.raises(SystemExit) as exit_info:
+        command.main(['--size', '16', '16'])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert 'complexity counts need mmengine' in error and "pip install -e '.[complexity]'" in error, error

@@ -6,7 +6,6 @@ network) with mmengine's analysis.
 """
 import argparse
 
-from hint_plugin.complexity import analyze, summary
 from hint_plugin.utils.options import OptionsError, network_from_options
 
 
@@ -17,6 +16,10 @@ def main(argv=None):
     parser.add_argument('--size', type=int, nargs=2, default=[256, 256], metavar=('H', 'W'))
     parser.add_argument('--depth', type=int, default=2, help='module depth of the per-module table')
     args = parser.parse_args(argv)
+    try:
+        from hint_plugin.complexity import analyze, summary
+    except ImportError as error:  # mmengine, of the [complexity] extra, not installed
+        parser.error(str(error))
     try:
         net = network_from_options(args.opt, variant=args.variant)
     except OptionsError as error:
