@@ -26,15 +26,17 @@ import torch
 from spandrel import MAIN_REGISTRY, Architecture, ArchSupport, ImageModelDescriptor, ModelLoader, SizeRequirements
 
 from hint_plugin.archs.hint_arch import HINT
-from hint_plugin.errors import CheckpointError, StateDictError
+from hint_plugin.errors import CheckpointError, NonFiniteError, StateDictError
 from hint_plugin.utils.checkpoint import check_finite_weights, check_fit, read_state_dict
 from hint_plugin.utils.detection import detect_hint_config
 from hint_plugin.utils.state_dict import unwrap_state_dict
+from hint_plugin.utils.validation import check_finite_output
 
 __all__ = ['HINTArch', 'install', 'load_from_file']
 
 SUPPORTS_HALF = True  # measured, see the module's docstring
 SUPPORTS_BFLOAT16 = True
+PROBE_SIZE = 16  # pixels of the probe image a loaded model restores (check_probe_output)
 QKCU_KEY = '.attn.intra_modulator.down.weight'  # HINT's own: Restormer's attention blocks have no QKCU
 
 
@@ -42,7 +44,8 @@ class HINTArch(Architecture[HINT]):
     """spandrel's description of HINT: detected by HINT's own keys, loaded with the detected configuration.
 
     A state dict with HINT's own key (QKCU's intra-layer cache) is taken for HINT; one that then cannot load
-    (a missing key, shapes no HINT has, integer weights, a NaN or an infinity) raises a
+    (a missing key, shapes no HINT has, integer weights, a NaN or an infinity, weights whose output overflows
+    on a probe image) raises a
     :class:`~hint_plugin.errors.CheckpointError` saying which key and what was found, rather than being
     reported as an unsupported model.
     """
@@ -66,12 +69,28 @@ class HINTArch(Architecture[HINT]):
         check_finite_weights('spandrel: the HINT state dict', state_dict)
         check_fit('spandrel: the HINT state dict', expected, state_dict,
                   network='the HINT configuration its layout reads as', advice=False)
-        return ImageModelDescriptor(
+        descriptor = ImageModelDescriptor(
             HINT(**config), state_dict, architecture=self, purpose='Restoration',
             tags=[f'{config["dim"]}dim', 'x'.join(map(str, config['num_blocks'][:3]))],
             supports_half=SUPPORTS_HALF, supports_bfloat16=SUPPORTS_BFLOAT16, scale=1,
             input_channels=config['inp_channels'], output_channels=config['out_channels'],
             size_requirements=SizeRequirements())
+        check_probe_output(descriptor.model, config['inp_channels'])
+        return descriptor
+
+
+def check_probe_output(net, channels):
+    """Restore a seeded random 16 x 16 probe image with the loaded ``net`` and raise a :class:`CheckpointError`
+    when the output holds a NaN or an infinity: finite but far too large weights (a diverged training) overflow
+    on any image, and spandrel's users would otherwise get NaN images back. The probe leaves no carried cache."""
+    probe = torch.rand(1, channels, PROBE_SIZE, PROBE_SIZE, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        output = net.eval()(probe)
+    net.reset_cache()
+    try:
+        check_finite_output(output, f'spandrel: a {PROBE_SIZE} x {PROBE_SIZE} probe image')
+    except NonFiniteError as error:
+        raise CheckpointError(f'{error}; refusing to load these weights') from None
 
 
 def load_from_file(path, device=None):

@@ -113,6 +113,23 @@ def test_spandrel_refuses_int64_and_nan_weights(tmp_path, weights, words):
         ModelLoader().load_from_file(path)
 
 
+def test_spandrel_refuses_huge_weights_whose_output_overflows(tmp_path):
+    from spandrel import ModelLoader
+
+    import hint_plugin.spandrel  # noqa: F401
+    with pytest.raises(CheckpointError, match=r'16 x 16 probe image: the network\'s output holds \d+ non-finite '
+                                             r'values .*refusing to load these weights'):
+        ModelLoader().load_from_state_dict(huge_state())
+    # sound weights load, and the probe changes nothing: the first call equals the plugin's network's
+    state = tiny_state()
+    model = ModelLoader().load_from_state_dict({'params': state})
+    network = HINT(**TINY_CONFIG).eval()
+    network.load_state_dict(state)
+    image = torch.rand(1, 3, 24, 16, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        torch.testing.assert_close(model(image), network(image).clamp(0, 1), rtol=0, atol=0)
+
+
 def test_spandrel_names_the_one_key_missing_from_a_hint_file(tmp_path):
     from spandrel import ModelLoader
 
