@@ -30,13 +30,12 @@ from hint_plugin.errors import CheckpointError, NonFiniteError, StateDictError
 from hint_plugin.utils.checkpoint import check_finite_weights, check_fit, read_state_dict
 from hint_plugin.utils.detection import detect_hint_config
 from hint_plugin.utils.state_dict import unwrap_state_dict
-from hint_plugin.utils.validation import check_finite_output
+from hint_plugin.utils.validation import check_probe_output
 
 __all__ = ['HINTArch', 'install', 'load_from_file']
 
 SUPPORTS_HALF = True  # measured, see the module's docstring
 SUPPORTS_BFLOAT16 = True
-PROBE_SIZE = 16  # pixels of the probe image a loaded model restores (check_probe_output)
 QKCU_KEY = '.attn.intra_modulator.down.weight'  # HINT's own: Restormer's attention blocks have no QKCU
 
 
@@ -75,22 +74,12 @@ class HINTArch(Architecture[HINT]):
             supports_half=SUPPORTS_HALF, supports_bfloat16=SUPPORTS_BFLOAT16, scale=1,
             input_channels=config['inp_channels'], output_channels=config['out_channels'],
             size_requirements=SizeRequirements())
-        check_probe_output(descriptor.model, config['inp_channels'])
+        try:
+            check_probe_output(descriptor.model, config['inp_channels'], 'spandrel')
+        except NonFiniteError as error:
+            raise CheckpointError(f'{error}; refusing to load these weights') from None
         return descriptor
 
-
-def check_probe_output(net, channels):
-    """Restore a seeded random 16 x 16 probe image with the loaded ``net`` and raise a :class:`CheckpointError`
-    when the output holds a NaN or an infinity: finite but far too large weights (a diverged training) overflow
-    on any image, and spandrel's users would otherwise get NaN images back. The probe leaves no carried cache."""
-    probe = torch.rand(1, channels, PROBE_SIZE, PROBE_SIZE, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        output = net.eval()(probe)
-    net.reset_cache()
-    try:
-        check_finite_output(output, f'spandrel: a {PROBE_SIZE} x {PROBE_SIZE} probe image')
-    except NonFiniteError as error:
-        raise CheckpointError(f'{error}; refusing to load these weights') from None
 
 
 def load_from_file(path, device=None):

@@ -11,13 +11,14 @@ with BasicSR's ``pretrain_network_g`` and with spandrel (``import hint_plugin.sp
 import argparse
 import sys
 
+from hint_plugin.errors import SaveError
 from hint_plugin.utils.checkpoint import CheckpointError, convert_to_safetensors
 from hint_plugin.utils.options import OptionsError, network_options, read_options
 from hint_plugin.utils.safetensors_io import SUFFIX
 
 
 def main(argv=None):
-    """The command line; returns the exit status (0 written, 2 refused)."""
+    """The command line; returns the exit status (0 written, 1 not saved, 2 refused)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('source', help='checkpoint to read (.pth, or .safetensors to rewrite its metadata)')
     parser.add_argument('target', help=f'file to write, ending in {SUFFIX}')
@@ -36,6 +37,9 @@ def main(argv=None):
     except (CheckpointError, OptionsError) as error:
         print(f'error: {" ".join(str(error).split())}', file=sys.stderr)
         return 2
+    except SaveError as error:  # e.g. the target's folder does not exist or is read-only
+        print(f'error: {" ".join(str(error).split())}', file=sys.stderr)
+        return 1
     print(f'wrote {args.target} (network_g: {stored})')
     return 0
 

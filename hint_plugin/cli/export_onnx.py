@@ -13,6 +13,7 @@ from hint_plugin.export import (
     DEFAULT_CHECK_SIZES, DEFAULT_EXAMPLE_SIZE, DEFAULT_EXPORTER, DEFAULT_OPSET, DEFAULT_TOLERANCE, EXPORTERS, OPSETS,
     check_onnx, export_onnx, input_channels, require)
 from hint_plugin.inference import load_network, resolve_setup
+from hint_plugin.utils.validation import check_probe_output
 from hint_plugin.cli.inference import add_network_arguments
 
 EXIT_OK, EXIT_MISMATCH, EXIT_SETUP = 0, 1, 2
@@ -69,6 +70,7 @@ def main(argv=None):
         setup = resolve_setup(args.opt, args.weights, args.config, args.param_key)
         net = load_network(setup.network_opt, setup.weights, setup.param_key, setup.strict, device='cpu',
                            exact_key=setup.exact_key)
+        check_probe_output(net, input_channels(net), setup.weights or 'the network')  # huge weights: nothing written
         print(f'exporting {type(net).__name__} with the {args.exporter} exporter (a minute for small networks, '
               'several for the released size) ...', file=sys.stderr, flush=True)
         export_onnx(net, args.output, args.opset, tuple(args.example_size), args.batch, args.exporter)

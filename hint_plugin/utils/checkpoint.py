@@ -8,12 +8,13 @@ import numpy as np
 import torch
 
 from hint_plugin.archs.hint_arch import HINT
-from hint_plugin.errors import CheckpointError, StateDictError
+from hint_plugin.errors import CheckpointError, NonFiniteError, StateDictError
 from hint_plugin.utils.atomic import atomic_write
 from hint_plugin.utils.detection import detect_hint_config, hint_network_options
 from hint_plugin.utils.messages import listing
 from hint_plugin.utils.safetensors_io import is_safetensors, read_safetensors, save_safetensors
 from hint_plugin.utils.state_dict import unwrap_state_dict
+from hint_plugin.utils.validation import check_probe_output
 
 
 def read_state_dict(path, param_key='params', exact_key=False):
@@ -161,7 +162,8 @@ def convert_to_safetensors(source, target, network_opt=None, param_key='params_e
 
     ``network_opt`` (a ``network_g``) goes into the metadata; without it, HINT's configuration is detected
     from the weights (:func:`hint_plugin.utils.detection.detect_hint_config`). For a HINT ``network_opt``
-    the weights must fit it exactly (:func:`check_fit`, on a network built without memory, on the meta device).
+    the weights must fit it exactly (:func:`check_fit`, on a network built without memory, on the meta device)
+    and restore a probe image to finite values (:func:`~hint_plugin.utils.validation.check_probe_output`).
     ``param_key`` and ``exact_key`` as in :func:`read_state_dict`. Returns the ``network_g`` stored.
     """
     state = read_state_dict(source, param_key, exact_key)
@@ -175,6 +177,12 @@ def convert_to_safetensors(source, target, network_opt=None, param_key='params_e
         with torch.device('meta'):
             expected = HINT(**kwargs).state_dict()
         check_fit(source, expected, state, network=f'the network_g {network_opt}')
+        net = HINT(**kwargs)
+        net.load_state_dict(state)
+        try:
+            check_probe_output(net, kwargs.get('inp_channels', 3), source)
+        except NonFiniteError as error:
+            raise CheckpointError(f'{error}; not converted') from None
     save_safetensors(state, target, network_opt)
     return network_opt
 

@@ -163,6 +163,34 @@ def test_huge_weights_stop_inference_naming_the_image_and_count_and_write_nothin
     assert list((tmp_path / 'out').iterdir()) == []
 
 
+def test_huge_weights_given_to_export_exit_2_before_exporting(tmp_path, capsys, network_yaml):
+    weights = tmp_path / 'huge.pth'
+    torch.save({'params': huge_state()}, weights)
+    status = export_onnx.main(['--weights', str(weights), '--config', network_yaml, '-o', str(tmp_path / 'x.onnx')])
+    err = capsys.readouterr().err
+    assert status == 2 and 'Traceback' not in err
+    assert f"error: {weights}: a 16 x 16 probe image: the network's output holds 768 non-finite values" in err
+    assert not (tmp_path / 'x.onnx').exists()
+
+
+def test_huge_weights_given_to_convert_weights_exit_2_and_write_nothing(tmp_path, capsys):
+    source = tmp_path / 'huge.pth'
+    torch.save({'params_ema': huge_state()}, source)
+    assert convert_weights.main([str(source), str(tmp_path / 'out.safetensors')]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {source}: a 16 x 16 probe image: the network's output holds" in err and 'not converted' in err
+    assert not (tmp_path / 'out.safetensors').exists()
+
+
+def test_convert_weights_into_a_missing_folder_exits_1_naming_the_target(tmp_path, capsys):
+    source = tmp_path / 'net.pth'
+    torch.save({'params_ema': tiny_state()}, source)
+    target = tmp_path / 'no_such_folder' / 'net.safetensors'
+    assert convert_weights.main([str(source), str(target)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f'error: cannot save {target}: No such file or directory') and 'Traceback' not in err
+
+
 def test_huge_weights_stop_validation_naming_the_image_before_scoring_or_saving(tmp_path):
     weights = tmp_path / 'huge.pth'
     torch.save({'params': huge_state()}, weights)
