@@ -87,7 +87,7 @@ def main(argv=None):
     tokens = torch.randn(1, 16384, 96, requires_grad=True)
     grad = torch.randn(1, 16384, 96)
     report('channel_mix, 16384 x 96 tokens, forward + backward', args.repeat,
-           device=lambda: channel_mix(conv, tokens, -1).backward(grad),
+           device=lambda: channel_mix(conv, tokens).backward(grad),
            linear=lambda: F.linear(tokens, conv.weight.squeeze(-1), conv.bias).backward(grad),
            conv1d=lambda: conv(tokens.transpose(1, 2)).transpose(1, 2).backward(grad))
 

@@ -22,9 +22,9 @@ def hooked_counts(net, height, width):
         kernel = module.kernel_size[0] * module.kernel_size[1] * module.in_channels // module.groups
         counts['conv2d'] += output.numel() * kernel
 
-    def attention_hook(module, inputs, output):  # its convolutions (qkv, depthwise, project_out) run functionally
+    def attention_hook(module, inputs, output):  # qkv and the depthwise run functionally (project_out: a module)
         _, channels, h, w = inputs[0].shape
-        counts['conv2d'] += h * w * (module.qkv.out_channels + module.project_out.out_channels) * channels
+        counts['conv2d'] += h * w * module.qkv.out_channels * channels
         counts['conv2d'] += h * w * module.qkv_dwconv.out_channels * 9
         counts['correlation'] += 2 * channels * h * w
         counts['attention'] += sum(2 * c * c * h * w for c in module.head_channels)

@@ -1,8 +1,6 @@
-"""HINT, the encoder-decoder of "Devil is in the Uniformity" (ICCV 2025, arXiv 2503.20174): image ``(B, C_in, H,
-W)`` padded to a multiple of 8 -> patch_embed -> encoder levels 1-3 (LayerNorm + FFN blocks, dim, 2dim, 4dim) ->
-latent (8dim) -> decoder levels 3, 2, 1 with skips -> refinement (HMHA + FFN blocks) -> output conv + input ->
-cropped back. The inter-layer cache is threaded through every attention block of a call (docs/architecture.md).
-"""
+"""HINT ("Devil is in the Uniformity", ICCV 2025, arXiv 2503.20174), Restormer's U-shape: encoder levels 1-3
+(FFN-only blocks), latent, decoder levels 3-1 with skips, refinement; their attention blocks pass the
+inter-layer cache on."""
 from numbers import Real
 
 import torch
@@ -10,28 +8,24 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from hint_plugin.archs.hmha_arch import HMHA
-from hint_plugin.archs.layers import (LAYER_NORM_TYPES, ChannelLayerNorm, Downsample, GatedDconvFeedForward,
-                                      PatchEmbed, Upsample)
+from hint_plugin.archs.layers import ChannelLayerNorm, Downsample, GatedDconvFeedForward, PatchEmbed, Upsample
 from hint_plugin.archs.padding import PAD_MULTIPLE, pad_to_multiple
 from hint_plugin.archs.qkcu_arch import (DEFAULT_CACHE_MOMENTUM, DEFAULT_HEAD_RATIOS, CarriesCache, head_sizes,
                                          resolve_cache_init, resolve_cache_rounding)
 from hint_plugin.errors import OptionsError, check_bool, check_choice, check_int, check_int_list
 
-RECOMPUTE_MIN_TOKENS = 128 * 128  # fast, training: recompute the cheap stretches on maps of at least this size
+RECOMPUTE_MIN_TOKENS = 128 * 128  # fast, training: the cheap stretches recomputed on maps this large
 
 
 class TransformerBlock(nn.Module):
-    """``x + HMHA(norm1(x))`` (attention blocks only), ``x + FFN(norm2(x))``: ``(x, cache) -> (x, cache)``."""
+    """``x + HMHA(norm1(x))`` (given ``attention``: HMHA's keywords), ``x + FFN(norm2(x))``; ``-> (x, cache)``."""
 
-    def __init__(self, dim, ffn_expansion_factor, bias, layer_norm_type, attention, fast, recompute_min_tokens,
-                 **attention_kwargs):
+    def __init__(self, dim, ffn_expansion_factor, bias, layer_norm_type, fast, recompute_min_tokens, attention):
         super().__init__()
+        self.attn = None
         if attention:
             self.norm1 = ChannelLayerNorm(dim, layer_norm_type)
-            self.attn = HMHA(dim, bias=bias, fast=fast, recompute_min_tokens=recompute_min_tokens,
-                             **attention_kwargs)
-        else:
-            self.attn = None
+            self.attn = HMHA(dim, bias=bias, fast=fast, recompute_min_tokens=recompute_min_tokens, **attention)
         self.norm2 = ChannelLayerNorm(dim, layer_norm_type)
         self.ffn = GatedDconvFeedForward(dim, ffn_expansion_factor, bias, fast, recompute_min_tokens)
 
@@ -43,9 +37,8 @@ class TransformerBlock(nn.Module):
 
 
 class HINT(CarriesCache, nn.Module):
-    """HINT, ``(B, inp_channels, H, W) -> (B, out_channels, H, W)``; the keywords are the authors' ``network_g``
-    keys and this package's (docs/architecture.md lists them), among them ``fast``: the speed devices of
-    :mod:`~hint_plugin.archs.ops` (default on, measured on CPU; ``False``: the plain path, the same function)."""
+    """``(B, inp_channels, H, W) -> (B, out_channels, H, W)``, ``network_g``'s keywords (docs/architecture.md);
+    ``fast``: the speed devices of :mod:`~hint_plugin.archs.ops` (``False``: the plain path)."""
 
     def __init__(self, inp_channels=3, out_channels=3, dim=48, num_blocks=(4, 6, 6, 8), num_refinement_blocks=4,
                  heads=(1, 2, 4, 8), ffn_expansion_factor=2.66, bias=False, LayerNorm_type='WithBias',
@@ -53,13 +46,12 @@ class HINT(CarriesCache, nn.Module):
                  cache_momentum=DEFAULT_CACHE_MOMENTUM, cache_rounding=None, cache_init=None, use_checkpoint=False,
                  channels_last=True, fast=True, recompute_min_tokens=RECOMPUTE_MIN_TOKENS):
         super().__init__()
-        for name, value, minimum in (('inp_channels', inp_channels, 1), ('out_channels', out_channels, 1),
-                                     ('dim', dim, 4), ('num_refinement_blocks', num_refinement_blocks, 0),
-                                     ('recompute_min_tokens', recompute_min_tokens, 0)):
-            check_int(name, value, minimum)
+        for name, value, least in (('inp_channels', inp_channels, 1), ('out_channels', out_channels, 1),
+                                   ('dim', dim, 4), ('num_refinement_blocks', num_refinement_blocks, 0),
+                                   ('recompute_min_tokens', recompute_min_tokens, 0)):
+            check_int(name, value, least)
         if dim % 4:
-            raise OptionsError(f'dim must be a multiple of 4 (the attention levels run at 2, 4 and 8 times dim '
-                               f'channels, split in eighths), got {dim}')
+            raise OptionsError(f'dim must be a multiple of 4 (attention splits 2 x dim in eighths), got {dim}')
         check_int_list('num_blocks', num_blocks, 4, 0)
         check_int_list('heads', heads, 4, 0)
         if isinstance(ffn_expansion_factor, bool) or not isinstance(ffn_expansion_factor, Real) \
@@ -68,52 +60,48 @@ class HINT(CarriesCache, nn.Module):
         for name, value in (('bias', bias), ('dual_pixel_task', dual_pixel_task), ('use_checkpoint', use_checkpoint),
                             ('channels_last', channels_last), ('fast', fast)):
             check_bool(name, value)
-        check_choice('LayerNorm_type', LayerNorm_type, LAYER_NORM_TYPES)
+        check_choice('LayerNorm_type', LayerNorm_type, ('WithBias', 'BiasFree'))
         cache_rounding = resolve_cache_rounding(variant, cache_rounding)
         self.cache_init = resolve_cache_init(variant, cache_init)
-        for width in (2 * dim, 4 * dim, 8 * dim):
-            head_sizes(width, head_ratios)
+        head_sizes(2 * dim, head_ratios)  # the narrowest level: the wider split alike
         if not dual_pixel_task and inp_channels != out_channels:
-            raise OptionsError(f'out_channels ({out_channels}) must equal inp_channels ({inp_channels}): the input '
-                               'image is added to the output (unless dual_pixel_task)')
-
-        self.inp_channels = inp_channels
-        self.dim = dim
-        self.dual_pixel_task = dual_pixel_task
+            raise OptionsError(f'out_channels ({out_channels}) must equal inp_channels ({inp_channels}) (the input '
+                               'is added to the output) unless dual_pixel_task')
+        self.inp_channels, self.dim, self.dual_pixel_task = inp_channels, dim, dual_pixel_task
         self.use_checkpoint = use_checkpoint
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         recompute = None if use_checkpoint else recompute_min_tokens  # a checkpointed block recomputes everything
+        attention = dict(head_ratios=head_ratios, cache_momentum=cache_momentum, variant=variant,
+                         cache_rounding=cache_rounding, cache_init='none')
 
-        def level(width, count, attention):
-            return nn.ModuleList(
-                TransformerBlock(width, ffn_expansion_factor, bias, LayerNorm_type, attention, fast, recompute,
-                                 head_ratios=head_ratios, cache_momentum=cache_momentum, variant=variant,
-                                 cache_rounding=cache_rounding, cache_init='none') for _ in range(count))
+        def level(width, count, attention=None):
+            return nn.ModuleList(TransformerBlock(width, ffn_expansion_factor, bias, LayerNorm_type, fast, recompute,
+                                                  attention) for _ in range(count))
 
         self.patch_embed = PatchEmbed(inp_channels, dim)
-        self.encoder_level1 = level(dim, num_blocks[0], attention=False)
+        self.encoder_level1 = level(dim, num_blocks[0])
         self.down1_2 = Downsample(dim)
-        self.encoder_level2 = level(dim * 2, num_blocks[1], attention=False)
+        self.encoder_level2 = level(dim * 2, num_blocks[1])
         self.down2_3 = Downsample(dim * 2)
-        self.encoder_level3 = level(dim * 4, num_blocks[2], attention=False)
+        self.encoder_level3 = level(dim * 4, num_blocks[2])
         self.down3_4 = Downsample(dim * 4)
-        self.latent = level(dim * 8, num_blocks[1], attention=True)
+        self.latent = level(dim * 8, num_blocks[1], attention)
         self.up4_3 = Upsample(dim * 8)
         self.reduce_chan_level3 = nn.Conv2d(dim * 8, dim * 4, kernel_size=1, bias=bias)
-        self.decoder_level3 = level(dim * 4, num_blocks[2], attention=True)
+        self.decoder_level3 = level(dim * 4, num_blocks[2], attention)
         self.up3_2 = Upsample(dim * 4)
         self.reduce_chan_level2 = nn.Conv2d(dim * 4, dim * 2, kernel_size=1, bias=bias)
-        self.decoder_level2 = level(dim * 2, num_blocks[1], attention=True)
+        self.decoder_level2 = level(dim * 2, num_blocks[1], attention)
         self.up2_1 = Upsample(dim * 2)
-        self.decoder_level1 = level(dim * 2, num_blocks[0], attention=True)
-        self.refinement = level(dim * 2, num_refinement_blocks, attention=True)
+        self.decoder_level1 = level(dim * 2, num_blocks[0], attention)
+        self.refinement = level(dim * 2, num_refinement_blocks, attention)
         if dual_pixel_task:
             self.skip_conv = nn.Conv2d(dim, dim * 2, kernel_size=1, bias=bias)
         self.output = nn.Conv2d(dim * 2, out_channels, kernel_size=3, padding=1, bias=bias)
 
     @property
     def has_unused_parameters(self):
-        """Whether the first attention block's modulators can get no gradient (no cache: for DDP)."""
+        """Whether the first attention block's modulators may get no gradient (no cache), for DDP."""
         return self.cache_init != 'zeros'
 
     def _run(self, blocks, x, cache):

@@ -132,8 +132,8 @@ def test_dual_pixel_task_builds_and_runs():
     (dict(out_channels=1), 'out_channels'),
     (dict(cache_momentum=1.5), 'cache_momentum'),
     (dict(head_ratios=(1, 2, 2, 4)), 'cannot be split into heads'),
-    (dict(head_ratios=[0, 1, 1, 1]), 'head_ratios must be a list of positive integers'),
-    (dict(head_ratios=[-1, 2, 2, 3]), 'head_ratios must be a list of positive integers'),
+    (dict(head_ratios=[0, 1, 1, 1]), r'head_ratios\[0\] must be an integer >= 1'),
+    (dict(head_ratios=[-1, 2, 2, 3]), r'head_ratios\[0\] must be an integer >= 1'),
     (dict(fast='yes'), 'fast must be true or false'),
 ])
 def test_bad_constructor_arguments_raise_clear_errors(tiny_config, kwargs, message):

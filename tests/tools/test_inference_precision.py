@@ -5,7 +5,8 @@ import torch
 
 from hint_plugin.cli import inference
 from hint_plugin.archs.hint_arch import HINT
-from hint_plugin.archs.hmha_arch import channel_correlation, normalize_tokens
+from hint_plugin.archs.hmha_arch import channel_correlation
+from hint_plugin.archs.ops import normalize_tokens
 from hint_plugin.precision import PrecisionError, check_precision, with_precision
 from studies.precision_table import ChannelOrders, precision_rows
 from hint_plugin.utils.image_io import read_image, write_image
