@@ -67,7 +67,7 @@ class HINTArch(Architecture[HINT]):
             expected = HINT(**config).state_dict()
         check_finite_weights('spandrel: the HINT state dict', state_dict)
         check_fit('spandrel: the HINT state dict', expected, state_dict,
-                  network='the HINT configuration its layout reads as', advice=False)
+                  network='the HINT configuration detected from its tensor shapes', advice=False)
         descriptor = ImageModelDescriptor(
             HINT(**config), state_dict, architecture=self, purpose='Restoration',
             tags=[f'{config["dim"]}dim', 'x'.join(map(str, config['num_blocks'][:3]))],

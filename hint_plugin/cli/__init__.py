@@ -7,3 +7,9 @@ name in a checkout's ``tools/``: ``hint-train`` and ``hint-test`` (:mod:`.pipeli
 ``hint-create-lmdb`` (:mod:`.create_lmdb`). The work itself is done by the library modules they import; nothing
 else in the package imports this one.
 """
+import re
+
+
+def plain_text(docstring):
+    """A module docstring as ``--help`` prints it: Sphinx roles and double backquotes dropped, the words kept."""
+    return re.sub(r':[a-z]+:`~?\.?([^`]+)`', r'\1', docstring).replace('``', '')

@@ -11,6 +11,7 @@ with BasicSR's ``pretrain_network_g`` and with spandrel (``import hint_plugin.sp
 import argparse
 import sys
 
+from hint_plugin.cli import plain_text
 from hint_plugin.errors import SaveError
 from hint_plugin.utils.checkpoint import CheckpointError, convert_to_safetensors
 from hint_plugin.utils.options import OptionsError, network_options, read_options
@@ -19,7 +20,7 @@ from hint_plugin.utils.safetensors_io import SUFFIX
 
 def main(argv=None):
     """The command line; returns the exit status (0 written, 1 not saved, 2 refused)."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=plain_text(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('source', help='checkpoint to read (.pth, or .safetensors to rewrite its metadata)')
     parser.add_argument('target', help=f'file to write, ending in {SUFFIX}')
     parser.add_argument('--config', metavar='YAML', help='option file whose network_g goes into the metadata '

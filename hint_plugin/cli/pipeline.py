@@ -28,14 +28,37 @@ from basicsr.test import test_pipeline  # after hint_plugin, which makes `import
 from basicsr.train import train_pipeline
 
 
-def parse_basicsr_arguments(argv):
+PIPELINE_DESCRIPTIONS = {
+    True: 'Train a network with BasicSR\'s train pipeline and the HINT plugin: the option file is checked first, '
+          'then BasicSR builds the model, datasets and loop. Outputs land in the working directory\'s '
+          'experiments/<name>/ and tb_logger/<name>/. Recipes: options/train/. Docs: docs/training.md.',
+    False: 'Evaluate a network with BasicSR\'s test pipeline and the HINT plugin: the option file is checked first, '
+           'then every dataset under datasets: is restored and scored. Results and logs land in the working '
+           'directory\'s results/<name>/. Recipes: options/test/. Docs: docs/reproduce.md.',
+}
+
+
+def pipeline_parser(is_train):
+    """BasicSR's ``parse_options`` flags, with help (BasicSR parses them again itself; this parser checks first)."""
+    parser = argparse.ArgumentParser(prog=f'hint-{program_name(is_train)}', add_help=False,
+                                     description=PIPELINE_DESCRIPTIONS[is_train])
+    parser.add_argument('-h', '--help', action='store_true', help='show this help message and exit')
+    parser.add_argument('-opt', metavar='YAML', help='the option file (required)')
+    parser.add_argument('--launcher', default='none', choices=['none', 'pytorch', 'slurm'],
+                        help='distributed launcher: pytorch under torchrun (tools/dist_train.sh), slurm under srun')
+    parser.add_argument('--force_yml', nargs='+', default=None, metavar='KEY=VALUE',
+                        help='override option-file values, e.g. train:ema_decay=0.999 (checked like the file)')
+    parser.add_argument('--debug', action='store_true', help="BasicSR's debug mode (few iterations, frequent logs)")
+    if is_train:
+        parser.add_argument('--auto_resume', action='store_true',
+                            help="resume from the experiment's latest training state")
+    parser.add_argument('--local_rank', type=int, default=0, help='set by older launchers; torchrun uses LOCAL_RANK')
+    return parser
+
+
+def parse_basicsr_arguments(argv, is_train=True):
     """The arguments of BasicSR's ``parse_options`` that the checks need (the others are left to it)."""
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument('-opt')
-    parser.add_argument('--launcher', default='none')
-    parser.add_argument('--force_yml', nargs='+', default=None)
-    parser.add_argument('--debug', action='store_true')
-    return parser.parse_known_args(argv)[0]
+    return pipeline_parser(is_train).parse_known_args(argv)[0]
 
 
 def program_name(is_train):
@@ -52,7 +75,10 @@ def check_command_line(is_train, argv=None):
     """Check the command line and its option file; on a problem, exit with status 2 and a message naming the
     file, the key and what was expected (``argv``: default ``sys.argv[1:]``). Returns ``(arguments, options)``,
     or ``None`` without ``-opt`` (BasicSR's own parser then says that it is required)."""
-    args = parse_basicsr_arguments(sys.argv[1:] if argv is None else argv)
+    args = parse_basicsr_arguments(sys.argv[1:] if argv is None else argv, is_train)
+    if args.help:
+        pipeline_parser(is_train).print_help()
+        raise SystemExit(0)
     if not args.opt:
         return None
     try:

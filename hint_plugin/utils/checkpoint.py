@@ -143,7 +143,7 @@ def what_the_weights_are(state):
     shown = ', '.join(f'{key}: {list(value) if isinstance(value, tuple) else value}' for key, value in config.items())
     inconsistent = hint_mismatch(config, state)
     if inconsistent:
-        return (f'These weights fit no HINT configuration: the one their layout reads as ({shown}) still '
+        return (f'These weights fit no HINT configuration: the one their tensor shapes suggest ({shown}) still '
                 f'differs ({inconsistent}); the file is damaged or of a modified network.')
     return f'These weights are a HINT with {shown}: set network_g (or --config) to it.'
 

@@ -136,7 +136,7 @@ def test_spandrel_names_the_one_key_missing_from_a_hint_file(tmp_path):
     import hint_plugin.spandrel  # noqa: F401
     state = tiny_state()
     del state['latent.0.attn.qkv.weight']
-    with pytest.raises(CheckpointError, match=r'does not fit the HINT configuration its layout reads as: 1 missing key '
+    with pytest.raises(CheckpointError, match=r'does not fit the HINT configuration detected from its tensor shapes: 1 missing key '
                                              r'\(latent.0.attn.qkv.weight\)\.$'):
         ModelLoader().load_from_state_dict(state)
     del state['output.weight']  # a key the configuration is read from
