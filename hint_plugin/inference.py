@@ -212,33 +212,101 @@ def smaller_tile(tile, height, width, window_size=DEFAULT_WINDOW_SIZE, min_tile=
     return candidate if candidate < failed else None
 
 
-def _restore_once(net, image, device, tile, overlap, window_size, merge='cosine'):
+# ------------------------------------------------------------------------------------- whole image or tiles
+# The memory one forward pass of HINT holds at its peak grows with the padded pixel count and the network's width
+# ``dim``: this many bytes per pixel and per channel of ``dim`` (float32 features; bf16 under autocast holds no
+# more). Measured as the slope of the process's peak memory against megapixels by ``studies/scaling.py``
+# (docs/benchmarks.md, "Cost as images grow"), rounded up.
+FORWARD_BYTES_PER_PIXEL_PER_DIM = 300
+# What restoring holds outside the network, per pixel of the whole image: its float copy, the blended output and
+# the blend weights (float32), and the decoded and written arrays.
+IMAGE_BYTES_PER_PIXEL = 48
+
+
+def forward_memory(net, height, width, window_size=DEFAULT_WINDOW_SIZE):
+    """Estimated peak bytes of one forward pass of ``net`` on a ``height x width`` image (padded to a multiple of
+    ``window_size``): the weights plus :data:`FORWARD_BYTES_PER_PIXEL_PER_DIM` x ``dim`` x padded pixels.
+    None for a network without a ``dim`` (another BasicSR network: no estimate)."""
+    net = getattr(net, 'net', net)  # through hint_plugin.precision.WithPrecision
+    dim = getattr(net, 'dim', None)
+    if not isinstance(dim, int):
+        return None
+    pixels = -(-height // window_size) * window_size * -(-width // window_size) * window_size
+    weights = sum(parameter.numel() * parameter.element_size() for parameter in net.parameters())
+    return weights + FORWARD_BYTES_PER_PIXEL_PER_DIM * dim * pixels
+
+
+def available_memory(device='cpu'):
+    """Bytes a restoration may use on ``device``: free CUDA memory, or the CPU's ``MemAvailable`` (Linux; else
+    half the physical memory), each less a tenth kept for everything else."""
+    device = torch.device(device)
+    if device.type == 'cuda':
+        return int(0.9 * torch.cuda.mem_get_info(device)[0])
+    try:
+        with open('/proc/meminfo', encoding='ascii') as meminfo:
+            available = next(int(line.split()[1]) * 1024 for line in meminfo if line.startswith('MemAvailable:'))
+    except (OSError, StopIteration, ValueError):
+        available = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') // 2
+    return int(0.9 * available)
+
+
+def plan_tile(net, height, width, max_memory, window_size=DEFAULT_WINDOW_SIZE, min_tile=DEFAULT_MIN_TILE):
+    """``(tile, needed)``: whether a ``height x width`` image fits ``max_memory`` bytes whole, else the tile.
+
+    ``needed`` is :func:`forward_memory` of the whole image plus :data:`IMAGE_BYTES_PER_PIXEL` per pixel. When it
+    fits, ``tile`` is None (one pass). Otherwise ``tile`` is the largest multiple of ``window_size`` (at least
+    ``min_tile``) whose square tile's forward fits what the whole image's own arrays leave; ``min_tile`` when
+    none does (the out-of-memory retries still halve from there). ``(None, None)`` when the network gives no
+    estimate.
+    """
+    whole = forward_memory(net, height, width, window_size)
+    if whole is None:
+        return None, None
+    outside = IMAGE_BYTES_PER_PIXEL * height * width
+    needed = whole + outside
+    if needed <= max_memory:
+        return None, needed
+    floor = max(window_size, -(-min_tile // window_size) * window_size)
+    tile = max(height, width) // window_size * window_size
+    while tile > floor and forward_memory(net, tile, tile, window_size) + outside > max_memory:
+        tile -= window_size
+    return max(tile, floor), needed
+
+
+def _restore_once(net, image, device, tile, overlap, window_size, merge='cosine', progress=False):
     with torch.inference_mode():
         if tile is None:
             return restore(net, image.to(device), window_size).cpu()
+        bar = tqdm(desc='tiles', unit='tile', leave=False, disable=not progress, dynamic_ncols=True)
 
         def forward(patch):  # the image and the blended output stay on the CPU; one tile at a time on the device
-            return net(patch.to(device)).to(image.device)
+            restored = net(patch.to(device)).to(image.device)
+            bar.update()
+            return restored
 
         if merge == 'average' and overlap >= tile:  # after out-of-memory halving: the overlap becomes half a tile
             overlap = tile // 2
-        return restore(forward, image, window_size, tile, overlap, merge)
+        try:
+            return restore(forward, image, window_size, tile, overlap, merge)
+        finally:
+            bar.close()
 
 
 def restore_tensor(net, image, device='cpu', tile=None, overlap=DEFAULT_OVERLAP, window_size=DEFAULT_WINDOW_SIZE,
-                   min_tile=DEFAULT_MIN_TILE, log=None, name='image', merge='cosine'):
+                   min_tile=DEFAULT_MIN_TILE, log=None, name='image', merge='cosine', progress=False):
     """Restore a ``(1, C, H, W)`` CPU tensor with ``net`` on ``device``; returns the CPU output.
 
     Untiled when ``tile`` is None, else in tiles merged by ``merge`` (``cosine`` ramps, or the authors' plain
     ``average`` on their grid; the image and the output stay in CPU memory, only tiles visit the device). When
     the device runs out of memory the image is tried again in smaller tiles (:func:`smaller_tile`), each retry
     reported through ``log``; below ``min_tile`` the error is re-raised as a ``RuntimeError`` saying so.
+    ``progress`` shows a tqdm bar over the tiles.
     """
     device = torch.device(device)
     log = log or logger.warning
     while True:
         try:
-            return _restore_once(net, image, device, tile, overlap, window_size, merge)
+            return _restore_once(net, image, device, tile, overlap, window_size, merge, progress)
         except (RuntimeError, MemoryError) as error:
             if not is_out_of_memory(error):
                 raise
@@ -255,7 +323,7 @@ def restore_tensor(net, image, device='cpu', tile=None, overlap=DEFAULT_OVERLAP,
 
 
 def restore_array(net, image, device='cpu', tile=None, overlap=DEFAULT_OVERLAP, window_size=DEFAULT_WINDOW_SIZE,
-                  min_tile=DEFAULT_MIN_TILE, log=None, name='image', merge='cosine'):
+                  min_tile=DEFAULT_MIN_TILE, log=None, name='image', merge='cosine', progress=False):
     """Restore an image array as OpenCV reads it; returns the same shape, dtype and alpha (see ``image_io``).
 
     The colour (RGB, grayscale replicated) goes through :func:`restore_tensor`; grayscale comes back as the
@@ -264,7 +332,7 @@ def restore_array(net, image, device='cpu', tile=None, overlap=DEFAULT_OVERLAP, 
     """
     rgb, alpha = to_rgb_float(image)
     tensor = torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0).contiguous()
-    output = restore_tensor(net, tensor, device, tile, overlap, window_size, min_tile, log, name, merge)
+    output = restore_tensor(net, tensor, device, tile, overlap, window_size, min_tile, log, name, merge, progress)
     check_finite_output(output, name)
     if output.shape[1] != 3 or output.shape[-2:] != tensor.shape[-2:]:
         raise ValueError(f'the network turned a {tuple(tensor.shape)} image into {tuple(output.shape)}; '
@@ -344,7 +412,8 @@ def _file_id(path):
 
 def restore_files(inputs, output_dir, net, device='cpu', tile=None, overlap=DEFAULT_OVERLAP,
                   window_size=DEFAULT_WINDOW_SIZE, min_tile=DEFAULT_MIN_TILE, suffix='', overwrite=False,
-                  jpeg_quality=DEFAULT_JPEG_QUALITY, progress=False, log=None, merge='cosine', max_pixels=None):
+                  jpeg_quality=DEFAULT_JPEG_QUALITY, progress=False, log=None, merge='cosine', max_pixels=None,
+                  max_memory=None):
     """Restore every image of ``inputs`` (files, folders, globs) into ``output_dir``; returns a :class:`Summary`.
 
     Each image is written as ``output_dir/<stem><suffix><ext>`` in its own form (see :func:`restore_array`).
@@ -352,7 +421,9 @@ def restore_files(inputs, output_dir, net, device='cpu', tile=None, overlap=DEFA
     would be one of the inputs (never replaced, even with ``overwrite``), when its output exists and not
     ``overwrite``, when another input of this run already wrote that output, when its header declares more
     than ``max_pixels`` pixels (checked before decoding), or when restoring it raises.
-    Inputs that match nothing count as failures too. ``progress`` shows a tqdm bar on stderr.
+    Inputs that match nothing count as failures too. ``progress`` shows tqdm bars (images, tiles) on stderr.
+    Without ``tile``, ``max_memory`` (bytes) picks whole image or tiles for each image (:func:`plan_tile`); a
+    tiled image is reported through ``log`` with the estimate.
 
     Raises :class:`~hint_plugin.errors.ImageError` when ``inputs`` hold no image at all or ``output_dir`` cannot be
     created, and :class:`~hint_plugin.errors.NonFiniteError` (stopping the run, the image not written) when the
@@ -388,7 +459,15 @@ def restore_files(inputs, output_dir, net, device='cpu', tile=None, overlap=DEFA
             reason = None
             try:
                 image = read_image(path, max_pixels)
-                restored = restore_array(net, image, device, tile, overlap, window_size, min_tile, log, path, merge)
+                image_tile = tile
+                if tile is None and max_memory is not None:
+                    image_tile, needed = plan_tile(net, *image.shape[:2], max_memory, window_size,
+                                                   max(min_tile, smallest_tile(overlap, window_size)))
+                    if image_tile is not None:
+                        log(f'{path}: {image.shape[1]}x{image.shape[0]} needs about {needed / 1e9:.1f} GB whole, '
+                            f'more than --max-memory {max_memory / 1e9:.1f} GB: tiles of {image_tile}')
+                restored = restore_array(net, image, device, image_tile, overlap, window_size, min_tile, log, path,
+                                         merge, progress)
                 write_image(target, restored, overwrite=overwrite, jpeg_quality=jpeg_quality)
             except ImageError as error:
                 reason = error.reason

@@ -301,7 +301,7 @@ def _measure(spec):
     else:
         result['peak_rss_gb'] = _peak_rss_gb()
         result['device_name'] = platform.processor() or platform.machine()
-    if not spec.get('compile'):
+    if not spec.get('compile') and spec.get('count_flops', True):
         passes = 3 if spec['mode'] == 'train' else 1  # forward, then gradients of inputs and of weights
         with autocast:
             result['gflop_per_step'] = passes * _count_flops(lambda: net(lq)) / 1e9
@@ -325,7 +325,8 @@ def benchmark(specs):
     ``use_checkpoint``, ``channels_last``, ``compile``, ``threads``, ``profile`` (how many operators to list),
     ``system_malloc`` (keep glibc's allocation defaults instead of :mod:`hint_plugin.utils.allocator`'s),
     ``source`` (measure the ``HINT`` of the package version in that directory) and ``revision`` (its label),
-    ``reference`` (measure the authors' ``HINT`` of that ``HINT_arch.py``) and ``code`` (the row's label).
+    ``reference`` (measure the authors' ``HINT`` of that ``HINT_arch.py``), ``code`` (the row's label) and
+    ``count_flops`` (default True: count a step's FLOPs and time the matmul peak afterwards).
     """
     context = multiprocessing.get_context('spawn')
     results = []

@@ -146,3 +146,19 @@ def train(model, iterations):
         model.optimize_parameters(iteration)
         logs.append(model.get_current_log())
     return logs
+
+
+# A stand-in for the authors' HINT_arch.py: their constructor's keywords (not ours: variant, cache_init ...),
+# NCHW features as theirs, and the network of this package underneath.
+REFERENCE_STAND_IN = """
+import torch
+from hint_plugin.archs.hint_arch import HINT as _HINT
+
+
+class HINT(_HINT):
+    def __init__(self, inp_channels=3, out_channels=3, dim=48, num_blocks=[4, 6, 6, 8], num_refinement_blocks=4,
+                 heads=[1, 2, 4, 8], ffn_expansion_factor=2.66, bias=False, LayerNorm_type='WithBias',
+                 dual_pixel_task=False, qv_cache=None):
+        super().__init__(inp_channels, out_channels, dim, num_blocks, num_refinement_blocks, heads,
+                         ffn_expansion_factor, bias, LayerNorm_type, dual_pixel_task, channels_last=False)
+"""

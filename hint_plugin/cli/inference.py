@@ -6,7 +6,9 @@ summary), 2 bad arguments, options or checkpoint.
 """
 import argparse
 import os
+import resource
 import sys
+import time
 
 # What restoring one pixel may hold at once in CPU memory: the decoded image, its float copies, the output and
 # the tile blend weights (the network's feature maps are bounded by tiling when memory runs out).
@@ -30,7 +32,7 @@ import cv2
 from tqdm import tqdm
 
 from hint_plugin.errors import HINTError, NonFiniteError, OptionsError
-from hint_plugin.inference import (DEFAULT_MIN_TILE, DEFAULT_OVERLAP, TILE_MERGES, load_network,
+from hint_plugin.inference import (DEFAULT_MIN_TILE, DEFAULT_OVERLAP, TILE_MERGES, available_memory, load_network,
                                    resolve_device, resolve_setup, restore_files)
 from hint_plugin.precision import PRECISIONS, with_precision
 from hint_plugin.utils.allocator import retain_freed_memory
@@ -122,6 +124,9 @@ def build_parser():
     tiling.add_argument('--tile-merge', choices=TILE_MERGES,
                         help="how overlapping tiles merge: cosine ramps, or the authors' plain average on their "
                              'grid (default: val.tile.merge, else cosine)')
+    tiling.add_argument('--max-memory', type=float, metavar='GB',
+                        help='without --tile: restore whole the images whose estimated need fits GB, the others '
+                             'in the largest tiles that fit (default: 90%% of the memory available at start)')
     tiling.add_argument('--min-tile', type=integer(0), default=DEFAULT_MIN_TILE, metavar='SIZE',
                         help='smallest tile tried after running out of memory (tiles halve on each '
                              f'out-of-memory error; default {DEFAULT_MIN_TILE})')
@@ -144,6 +149,11 @@ def build_parser():
     return parser
 
 
+def peak_memory_gb():
+    """This process's peak resident memory so far (Linux: KiB in ``ru_maxrss``)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+
+
 def main(argv=None):
     """The command line; returns the exit status (0 all restored, 1 some failed, 2 set-up error)."""
     parser = build_parser()
@@ -151,6 +161,7 @@ def main(argv=None):
     if args.max_pixels > opencv_max_pixels():
         parser.error(f'--max-pixels {args.max_pixels} is above OpenCV\'s own limit, {opencv_max_pixels()} '
                      f'({OPENCV_PIXELS}, read when OpenCV loads): raise that environment variable too')
+    start = time.perf_counter()
     retain_freed_memory()  # large CPU feature maps reuse memory instead of page-faulting
     silence_opencv()  # failures are reported by file name
 
@@ -164,6 +175,8 @@ def main(argv=None):
         net = load_network(setup.network_opt, setup.weights, setup.param_key, setup.strict, device,
                            setup.exact_key)
         net = with_precision(net, args.precision, device)
+        max_memory = None if args.tile == 0 else (available_memory(device) if args.max_memory is None
+                                                  else int(args.max_memory * 1e9))
         channels = getattr(net, 'inp_channels', 3)
         if channels != 3:
             raise OptionsError(f'the network takes {channels}-channel inputs; this tool restores RGB, grayscale '
@@ -171,13 +184,14 @@ def main(argv=None):
         summary = restore_files(args.input, args.output, net, device, setup.tile, setup.overlap, setup.window_size,
                                 args.min_tile, args.suffix, args.overwrite, args.jpeg_quality,
                                 progress=not args.no_progress and sys.stderr.isatty(), log=log, merge=setup.merge,
-                                max_pixels=args.max_pixels)
+                                max_pixels=args.max_pixels, max_memory=max_memory)
     except NonFiniteError as error:  # raised while restoring: a runtime failure, not a set-up one
         print(f'error: {" ".join(str(error).split())}', file=sys.stderr)
         return EXIT_FAILED
     except HINTError as error:
         print(f'error: {" ".join(str(error).split())}', file=sys.stderr)
         return EXIT_SETUP
+    print(f'{time.perf_counter() - start:.1f} s, peak memory {peak_memory_gb():.2f} GB (this process)', file=sys.stderr)
     print(summary, file=sys.stdout if summary.ok else sys.stderr)
     return EXIT_OK if summary.ok else EXIT_FAILED
 

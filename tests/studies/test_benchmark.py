@@ -9,23 +9,10 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
+from tests.helpers import REFERENCE_STAND_IN
 
 TINY = 'network_g: {type: HINT, dim: 8, num_blocks: [1, 1, 1, 1], num_refinement_blocks: 1}\n'
 
-# A stand-in for the authors' HINT_arch.py: their constructor's keywords (not ours: variant, cache_init ...),
-# NCHW features as theirs, and the network of this package underneath.
-STAND_IN = """
-import torch
-from hint_plugin.archs.hint_arch import HINT as _HINT
-
-
-class HINT(_HINT):
-    def __init__(self, inp_channels=3, out_channels=3, dim=48, num_blocks=[4, 6, 6, 8], num_refinement_blocks=4,
-                 heads=[1, 2, 4, 8], ffn_expansion_factor=2.66, bias=False, LayerNorm_type='WithBias',
-                 dual_pixel_task=False, qv_cache=None):
-        super().__init__(inp_channels, out_channels, dim, num_blocks, num_refinement_blocks, heads,
-                         ffn_expansion_factor, bias, LayerNorm_type, dual_pixel_task, channels_last=False)
-"""
 
 
 def run_benchmark(*args):
@@ -90,7 +77,7 @@ def test_benchmark_measures_another_revision_with_the_same_code(tmp_path):
 def test_benchmark_runs_the_reference_code_from_a_path_in_alternating_rounds(tmp_path):
     reference = tmp_path / 'their-checkout' / 'basicsr' / 'models' / 'archs' / 'HINT_arch.py'
     reference.parent.mkdir(parents=True)
-    reference.write_text(STAND_IN)
+    reference.write_text(REFERENCE_STAND_IN)
     config = tmp_path / 'net.yml'
     config.write_text(TINY.replace('}', ', variant: refined, cache_init: zeros}'))  # keys theirs does not take
     out_json = tmp_path / 'bench.json'
