@@ -1,6 +1,9 @@
 """Helpers the test modules share (tests import them from here, never from one another)."""
+import logging
 import re
 import subprocess
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -83,6 +86,50 @@ def run(cmd, cwd, timeout=600, env=None):
     result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
     assert result.returncode == 0, f'{cmd} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}'
     return result.stdout + result.stderr
+
+
+@contextmanager
+def fresh_basicsr_logger():
+    """BasicSR's root logger as a fresh process has it (no handlers, level unset, not yet initialised), so that a
+    pipeline run in-process logs to the stderr of this moment (pytest's capture) and to its own log file; the
+    logger's earlier state comes back afterwards, the run's handlers closed."""
+    from basicsr.utils import logger as basicsr_logger
+    logger = logging.getLogger('basicsr')
+    saved = (logger.handlers[:], logger.level, logger.propagate, basicsr_logger.initialized_logger.pop('basicsr', None))
+    logger.handlers.clear()
+    logger.setLevel(logging.NOTSET)
+    try:
+        yield logger
+    finally:
+        for handler in logger.handlers:
+            handler.close()
+        logger.handlers[:], level, logger.propagate, initialized = saved
+        logger.setLevel(level)
+        basicsr_logger.initialized_logger.pop('basicsr', None)
+        if initialized is not None:
+            basicsr_logger.initialized_logger['basicsr'] = initialized
+
+
+def pipeline_in_process(command, argv, cwd, monkeypatch, capsys):
+    """``python tools/<command>.py *argv`` (``command``: 'train' or 'test') in ``cwd``, run as its ``main`` from
+    :mod:`hint_plugin.cli.pipeline` in this process (argv, working folder and a fresh BasicSR logger as the command
+    has them); returns its exit status and everything it printed and logged."""
+    from hint_plugin.cli.pipeline import test_main, train_main
+    main = {'train': train_main, 'test': test_main}[command]
+    monkeypatch.chdir(cwd)
+    monkeypatch.setattr(sys, 'argv', [f'tools/{command}.py', *map(str, argv)])
+    capsys.readouterr()
+    status, message = 0, ''
+    with fresh_basicsr_logger():
+        try:
+            main()
+        except SystemExit as exit_info:  # as the interpreter would: an int is the status, anything else is printed
+            if isinstance(exit_info.code, int):
+                status = exit_info.code
+            elif exit_info.code is not None:
+                status, message = 1, f'{exit_info.code}\n'
+    out, err = capsys.readouterr()
+    return status, out + err + message
 
 
 def logged_iters(text):

@@ -1,26 +1,36 @@
 """studies/benchmark.py on a tiny network: both modes, a table and JSON with the measured fields, another revision,
-the authors' code from a path (a stand-in file here: theirs has no licence and cannot ship)."""
-import importlib.util
+the authors' code from a path (a stand-in file here: theirs has no licence and cannot ship).
+
+The first test runs the script as ``python studies/benchmark.py``; the others call its ``main`` in this process
+(the parent only parses, spawns and prints), and each measurement still runs in its own fresh process."""
 import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from conftest import REPO
+from studies import benchmark  # by its package name: the spawned measuring processes unpickle its _measure
 from tests.helpers import REFERENCE_STAND_IN
 
 TINY = 'network_g: {type: HINT, dim: 8, num_blocks: [1, 1, 1, 1], num_refinement_blocks: 1}\n'
 
 
-
-def run_benchmark(*args):
-    return subprocess.run([sys.executable, str(REPO / 'studies' / 'benchmark.py'), *map(str, args)],
-                          capture_output=True, text=True, timeout=600)
+def run_benchmark(capsys, *args):
+    """``benchmark.main(args)`` in this process: its exit status (0 when it returns), stdout and stderr."""
+    try:
+        benchmark.main([str(arg) for arg in args])
+        returncode = 0
+    except SystemExit as exit_info:
+        returncode = exit_info.code
+    out, err = capsys.readouterr()
+    return SimpleNamespace(returncode=returncode, stdout=out, stderr=err)
 
 
 def test_benchmark_cli_measures_train_and_infer(tmp_path):
+    # the command line in a fresh interpreter: the script as __main__ and its spawned measuring processes
     config = tmp_path / 'net.yml'
     config.write_text('network_g: {type: HINT, dim: 8, num_blocks: [1, 1, 1, 1], num_refinement_blocks: 1}\n')
     out_json = tmp_path / 'bench.json'
@@ -51,14 +61,14 @@ def test_benchmark_cli_measures_train_and_infer(tmp_path):
 
 
 @pytest.mark.slow  # two measuring processes and a git export
-def test_benchmark_measures_another_revision_with_the_same_code(tmp_path):
+def test_benchmark_measures_another_revision_with_the_same_code(tmp_path, capsys):
     config = tmp_path / 'net.yml'
     config.write_text(TINY)
     out_json = tmp_path / 'bench.json'
     head = subprocess.run(['git', '-C', str(REPO), 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True,
                           check=True).stdout.strip()
-    result = run_benchmark('--revision', 'HEAD', '--opt', config, '--mode', 'infer', '--infer-size', 16, 24,
-                           '--repeat', 1, '--threads', 1, '--json', out_json)
+    result = run_benchmark(capsys, '--revision', 'HEAD', '--opt', config, '--mode', 'infer', '--infer-size', 16,
+                           24, '--repeat', 1, '--threads', 1, '--json', out_json)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.splitlines()[2].startswith('| 1 | this tree | infer | 16x24 |')
     assert result.stdout.splitlines()[3].startswith(f'| 1 | {head} | infer | 16x24 |')
@@ -74,15 +84,15 @@ def test_benchmark_measures_another_revision_with_the_same_code(tmp_path):
 
 
 @pytest.mark.slow  # four measuring processes
-def test_benchmark_runs_the_reference_code_from_a_path_in_alternating_rounds(tmp_path):
+def test_benchmark_runs_the_reference_code_from_a_path_in_alternating_rounds(tmp_path, capsys):
     reference = tmp_path / 'their-checkout' / 'basicsr' / 'models' / 'archs' / 'HINT_arch.py'
     reference.parent.mkdir(parents=True)
     reference.write_text(REFERENCE_STAND_IN)
     config = tmp_path / 'net.yml'
     config.write_text(TINY.replace('}', ', variant: refined, cache_init: zeros}'))  # keys theirs does not take
     out_json = tmp_path / 'bench.json'
-    result = run_benchmark('--reference', tmp_path / 'their-checkout', '--rounds', 2, '--opt', config, '--mode',
-                           'train', '--train-size', 16, 16, '--repeat', 1, '--warmup', 0, '--threads', 1,
+    result = run_benchmark(capsys, '--reference', tmp_path / 'their-checkout', '--rounds', 2, '--opt', config,
+                           '--mode', 'train', '--train-size', 16, 16, '--repeat', 1, '--warmup', 0, '--threads', 1,
                            '--json', out_json)
     assert result.returncode == 0, result.stderr[-3000:]
     records = json.loads(out_json.read_text())
@@ -105,16 +115,7 @@ def test_benchmark_runs_the_reference_code_from_a_path_in_alternating_rounds(tmp
     assert "the reference's HINT() does not take network_g's variant, cache_init: not applied to it" in result.stdout
 
 
-def benchmark_tool():
-    """studies/benchmark.py as a module (its refusals come before any measurement: no process needed)."""
-    module_spec = importlib.util.spec_from_file_location('_benchmark_tool', REPO / 'studies' / 'benchmark.py')
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module
-
-
 def test_benchmark_names_a_missing_reference_and_its_missing_imports(tmp_path, capsys):
-    tool = benchmark_tool()
     config = tmp_path / 'net.yml'
     config.write_text(TINY)
     for name, text, message in [
@@ -129,7 +130,7 @@ def test_benchmark_names_a_missing_reference_and_its_missing_imports(tmp_path, c
         if text is not None and name != 'net.yml':
             path.write_text(text)
         with pytest.raises(SystemExit) as exit_info:
-            tool.main(['--reference', str(path), '--opt', str(config), '--mode', 'infer'])
+            benchmark.main(['--reference', str(path), '--opt', str(config), '--mode', 'infer'])
         stderr = capsys.readouterr().err
         assert exit_info.value.code == 2, name
         assert message in stderr, (name, stderr[-500:])
@@ -137,7 +138,7 @@ def test_benchmark_names_a_missing_reference_and_its_missing_imports(tmp_path, c
             assert 'which is not installed: pip install -r' in stderr and 'requirements/reference.txt' in stderr
 
 
-def test_benchmark_names_an_unknown_revision():
-    result = run_benchmark('--revision', 'no-such-commit')
+def test_benchmark_names_an_unknown_revision(capsys):
+    result = run_benchmark(capsys, '--revision', 'no-such-commit')
     assert result.returncode == 2
     assert "'no-such-commit' is not a commit of the repository" in result.stderr

@@ -1,12 +1,11 @@
-"""The six option files of options/authors/ (the HINT authors' dialect) train and validate through tools/train.py.
+"""The six option files of options/authors/ (the HINT authors' dialect) train and validate through tools/train.py
+(its ``main`` in this process: the script's fresh start is covered by tests/tools/test_total_iter.py and the
+end-to-end tests of tests/models).
 
 Only what the authors' README tells a user to edit is changed (dataset paths, num_gpu, iteration counts), plus
 the test-size overrides: a width-8 network, no data-loader workers, no TensorBoard. The data are generated.
 """
-import os
 import re
-import subprocess
-import sys
 
 import cv2
 import numpy as np
@@ -16,6 +15,7 @@ from basicsr.utils.options import ordered_yaml
 
 from conftest import REPO, TINY_CONFIG
 from hint_plugin.utils.options import read_options
+from tests.helpers import pipeline_in_process
 
 AUTHORS = REPO / 'options' / 'authors'
 PATCH_DIVISOR = 8
@@ -115,19 +115,13 @@ CASES = {
 }
 
 
-def run_train(option_file, cwd):
-    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS='1')
-    return subprocess.run([sys.executable, str(REPO / 'tools' / 'train.py'), '-opt', str(option_file)], cwd=cwd,
-                          env=env, capture_output=True, text=True, timeout=600)
-
-
 def test_every_authors_task_has_a_file():
     assert sorted(path.name for path in AUTHORS.glob('*.yml')) == sorted(CASES)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize('file_name', sorted(CASES))
-def test_authors_option_file_trains_and_validates(tmp_path, file_name):
+def test_authors_option_file_trains_and_validates(tmp_path, monkeypatch, capsys, file_name):
     kind, skipped = CASES[file_name]
     options = read_options(AUTHORS / file_name)
     assert options['model_type'] == 'ImageCleanModel'
@@ -135,9 +129,8 @@ def test_authors_option_file_trains_and_validates(tmp_path, file_name):
     option_file = tmp_path / file_name
     option_file.write_text(yaml.dump(options, Dumper=ordered_yaml()[1]))
 
-    result = run_train(option_file, tmp_path)
-    log = result.stdout + result.stderr
-    assert result.returncode == 0, log[-4000:]
+    status, log = pipeline_in_process('train', ['-opt', option_file], tmp_path, monkeypatch, capsys)
+    assert status == 0, log[-4000:]
     total = options['train']['total_iter']
     assert [int(i) for i in re.findall(r'iter:\s*(\d+),', log)] == list(range(1, total + 1)), log[-3000:]
     assert re.search(r'Validation ValSet\s+# psnr: [\d.]+', log), log[-3000:]

@@ -1,11 +1,10 @@
 """Bad inputs, each named: option files, checkpoints with NaN or infinity, damaged LMDBs, training states of
 another experiment or damaged, 16-bit training images. Every case asserts the exception (or exit status) and the
-words of the message; the option cases run in-process, a few whole commands run as subprocesses."""
+words of the message; all run in-process (the commands as their ``main``: each tool's fresh start is covered by the
+end-to-end tests that run it)."""
 import copy
 import logging
 import os
-import subprocess
-import sys
 
 import cv2
 import numpy as np
@@ -23,10 +22,11 @@ from hint_plugin.utils.checkpoint import CheckpointError, read_state_dict
 from hint_plugin.utils.option_schema import Key, check_options, register_dataset_keys
 from hint_plugin.utils.options import OptionsError
 from hint_plugin.utils.resume import ResumeError, read_resume_state
+from hint_plugin.cli import create_lmdb
 from hint_plugin.cli.pipeline import check_command_line
-from tests.helpers import REPO, TINY_CONFIG, make_paired_lmdbs, model_options, train_options, write_yaml
+from tests.helpers import (REPO, TINY_CONFIG, make_paired_lmdbs, model_options, pipeline_in_process, train_options,
+                           write_yaml)
 
-ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONPATH': str(REPO)}
 DATA = {'train': ('lq.lmdb', 'gt.lmdb'), 'val': ('val_lq.lmdb', 'val_gt.lmdb')}
 
 
@@ -212,13 +212,12 @@ def test_command_line_problems_exit_2_naming_the_file(tmp_path, capsys, monkeypa
     assert exit_info.value.code == 2 and message.startswith('train: error: ') and words in message, message
 
 
-def test_train_command_refuses_a_typo_before_building_anything(tmp_path):
+def test_train_command_refuses_a_typo_before_building_anything(tmp_path, monkeypatch, capsys):
     make_data_folders(tmp_path)
     path = write_yaml(tmp_path / 'typo.yml', options(**{'train.total_iter': None, 'train.total_iters': 8}))
-    result = subprocess.run([sys.executable, str(REPO / 'tools' / 'train.py'), '-opt', path], cwd=tmp_path,
-                            capture_output=True, text=True, env=ENV, timeout=300)
-    assert result.returncode == 2, result.stderr[-3000:]
-    assert f'train: error: {path}: `total_iters`: unknown key in train; did you mean `total_iter`?' in result.stderr
+    status, output = pipeline_in_process('train', ['-opt', path], tmp_path, monkeypatch, capsys)
+    assert status == 2, output[-3000:]
+    assert f'train: error: {path}: `total_iters`: unknown key in train; did you mean `total_iter`?' in output
     assert not (tmp_path / 'experiments').exists()
 
 
@@ -268,7 +267,7 @@ def lmdbs(tmp_path_factory):
     return make_paired_lmdbs(tmp_path_factory.mktemp('lmdbs'), 'set', 2, 16, 0)
 
 
-def test_test_command_exits_1_on_nan_weights_naming_them(tmp_path, lmdbs):
+def test_test_command_exits_1_on_nan_weights_naming_them(tmp_path, lmdbs, monkeypatch, capsys):
     weights = tmp_path / 'nan.pth'
     torch.save({'params': tiny_state(float('nan'))}, weights)
     lq, gt = lmdbs
@@ -278,11 +277,10 @@ def test_test_command_exits_1_on_nan_weights_naming_them(tmp_path, lmdbs):
             'network_g': {'type': 'HINT', **TINY_CONFIG}, 'path': {'pretrain_network_g': str(weights)},
             'val': {'save_img': False, 'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 0}}}}
     path = write_yaml(tmp_path / 'test.yml', test)
-    result = subprocess.run([sys.executable, str(REPO / 'tools' / 'test.py'), '-opt', path], cwd=tmp_path,
-                            capture_output=True, text=True, env=ENV, timeout=300)
-    assert result.returncode == 1, result.stderr[-3000:]
-    assert f'test: error: {weights}: tensor ' in result.stderr and 'Traceback' not in result.stderr
-    assert '# psnr:' not in result.stdout + result.stderr  # no metric logged from black images
+    status, output = pipeline_in_process('test', ['-opt', path], tmp_path, monkeypatch, capsys)
+    assert status == 1, output[-3000:]
+    assert f'test: error: {weights}: tensor ' in output and 'Traceback' not in output
+    assert '# psnr:' not in output  # no metric logged from black images
 
 
 # ---------------------------------------------------------------------------------------------------- LMDBs
@@ -325,14 +323,15 @@ def test_verify_reads_every_key_and_names_a_bad_one(tmp_path, lmdbs):
         verify_lmdb(bad)
 
 
-def test_create_lmdb_verify_command(tmp_path, lmdbs):
+def test_create_lmdb_verify_command(tmp_path, lmdbs, capsys):
     big = make_paired_lmdbs(tmp_path, 'big', 6, 64, 1)[1]
     truncated = damaged_copy(tmp_path, big, 'truncated')
-    result = subprocess.run([sys.executable, str(REPO / 'tools' / 'create_lmdb.py'), '--verify', lmdbs[1],
-                             truncated], capture_output=True, text=True, env=ENV, timeout=300)
-    assert result.returncode == 1
-    assert f'{lmdbs[1]}: 2 keys read and decoded' in result.stdout
-    assert f"LMDB '{truncated}' is damaged" in result.stderr
+    with pytest.raises(SystemExit) as exit_info:
+        create_lmdb.main(['--verify', lmdbs[1], truncated])
+    out, err = capsys.readouterr()
+    assert exit_info.value.code == 1
+    assert f'{lmdbs[1]}: 2 keys read and decoded' in out
+    assert f"LMDB '{truncated}' is damaged" in err
 
 
 # ------------------------------------------------------------------------------------------ training states

@@ -21,7 +21,7 @@ from hint_plugin.utils.options import OptionsError, read_options
 from hint_plugin.cli import complexity, convert_weights, create_lmdb, export_onnx, inference
 from hint_plugin.cli import pipeline as entry
 from studies import benchmark, cache_study, precision_table
-from tests.helpers import train_options, write_yaml
+from tests.helpers import fresh_basicsr_logger, train_options, write_yaml
 
 TAG = '!!python/object/apply:os.system'
 
@@ -42,10 +42,11 @@ def run_entry(main, argv, monkeypatch=None, program='tools/train.py'):
     if monkeypatch is not None:
         monkeypatch.setattr(sys, 'argv', [program, *argv])
         argv = None
-    try:
-        result = main() if argv is None else main(argv)
-    except SystemExit as exit_info:
-        return exit_info.code
+    with fresh_basicsr_logger():  # its handlers write to this test's captured stderr, and go with it
+        try:
+            result = main() if argv is None else main(argv)
+        except SystemExit as exit_info:
+            return exit_info.code
     return result if isinstance(result, int) else 0
 
 
