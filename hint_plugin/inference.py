@@ -21,6 +21,7 @@ no output folder); the command line turns them into one line and exit status 2.
 """
 import glob
 import logging
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -223,17 +224,26 @@ FORWARD_BYTES_PER_PIXEL_PER_DIM = 300
 IMAGE_BYTES_PER_PIXEL = 48
 
 
-def forward_memory(net, height, width, window_size=DEFAULT_WINDOW_SIZE):
-    """Estimated peak bytes of one forward pass of ``net`` on a ``height x width`` image (padded to a multiple of
-    ``window_size``): the weights plus :data:`FORWARD_BYTES_PER_PIXEL_PER_DIM` x ``dim`` x padded pixels.
-    None for a network without a ``dim`` (another BasicSR network: no estimate)."""
+def _memory_model(net):
+    """``(weight bytes, bytes per padded pixel)`` of ``net``'s forward pass; None for a network without a ``dim``
+    (another BasicSR network: no estimate)."""
     net = getattr(net, 'net', net)  # through hint_plugin.precision.WithPrecision
     dim = getattr(net, 'dim', None)
     if not isinstance(dim, int):
         return None
-    pixels = -(-height // window_size) * window_size * -(-width // window_size) * window_size
     weights = sum(parameter.numel() * parameter.element_size() for parameter in net.parameters())
-    return weights + FORWARD_BYTES_PER_PIXEL_PER_DIM * dim * pixels
+    return weights, FORWARD_BYTES_PER_PIXEL_PER_DIM * dim
+
+
+def forward_memory(net, height, width, window_size=DEFAULT_WINDOW_SIZE):
+    """Estimated peak bytes of one forward pass of ``net`` on a ``height x width`` image (padded to a multiple of
+    ``window_size``): the weights plus :data:`FORWARD_BYTES_PER_PIXEL_PER_DIM` x ``dim`` x padded pixels.
+    None for a network without a ``dim`` (another BasicSR network: no estimate)."""
+    model = _memory_model(net)
+    if model is None:
+        return None
+    weights, per_pixel = model
+    return weights + per_pixel * (-(-height // window_size) * window_size) * (-(-width // window_size) * window_size)
 
 
 def available_memory(device='cpu'):
@@ -259,18 +269,18 @@ def plan_tile(net, height, width, max_memory, window_size=DEFAULT_WINDOW_SIZE, m
     none does (the out-of-memory retries still halve from there). ``(None, None)`` when the network gives no
     estimate.
     """
-    whole = forward_memory(net, height, width, window_size)
-    if whole is None:
+    model = _memory_model(net)
+    if model is None:
         return None, None
+    weights, per_pixel = model
     outside = IMAGE_BYTES_PER_PIXEL * height * width
-    needed = whole + outside
+    needed = forward_memory(net, height, width, window_size) + outside
     if needed <= max_memory:
         return None, needed
     floor = max(window_size, -(-min_tile // window_size) * window_size)
-    tile = max(height, width) // window_size * window_size
-    while tile > floor and forward_memory(net, tile, tile, window_size) + outside > max_memory:
-        tile -= window_size
-    return max(tile, floor), needed
+    side = math.isqrt(max(0, max_memory - outside - weights) // per_pixel)  # the largest square that fits
+    largest = max(height, width) // window_size * window_size
+    return max(floor, min(largest, side // window_size * window_size)), needed
 
 
 def _restore_once(net, image, device, tile, overlap, window_size, merge='cosine', progress=False):

@@ -339,7 +339,8 @@ def benchmark(specs):
     return results
 
 
-# run by _measure_source: this file loaded by path, so the child's ``hint_plugin`` is the one on PYTHONPATH
+# run by _measure_source (and by studies/scaling.py): this file loaded by path, so the child's ``hint_plugin`` is the
+# one on PYTHONPATH
 _SOURCE_CHILD = """
 import importlib.util, json, sys
 module_spec = importlib.util.spec_from_file_location('_hint_benchmark', sys.argv[1])

@@ -18,6 +18,7 @@ measured). Where the reference's line predicts more than --memory-gib at a size,
 and the table says so; a measuring process killed anyway (out of memory) is reported the same way.
 """
 import argparse
+import functools
 import importlib.util
 import json
 import os
@@ -29,16 +30,7 @@ from pathlib import Path
 STUDIES = Path(__file__).resolve().parent
 GIB = 2**30
 
-# one measurement: studies/benchmark.py's _measure, loaded by path, in this fresh interpreter
-_CHILD = """
-import importlib.util, json, sys
-module_spec = importlib.util.spec_from_file_location('_hint_benchmark', sys.argv[1])
-module = importlib.util.module_from_spec(module_spec)
-module_spec.loader.exec_module(module)
-print('SCALING-RESULT ' + json.dumps(module._measure(json.loads(sys.argv[2]))))
-"""
-
-
+@functools.lru_cache(maxsize=None)
 def load_benchmark():
     """studies/benchmark.py as a module (loaded by path: the studies are not a package)."""
     module_spec = importlib.util.spec_from_file_location('_hint_benchmark', STUDIES / 'benchmark.py')
@@ -61,12 +53,13 @@ def round_orders(names, rounds):
 
 
 def measure(spec):
-    """Run one measurement in a fresh process; its result dict, or ``{'failed': reason}`` (killed: memory)."""
-    child = subprocess.run([sys.executable, '-c', _CHILD, str(STUDIES / 'benchmark.py'), json.dumps(spec)],
-                           capture_output=True, text=True, check=False)
-    lines = [line for line in child.stdout.splitlines() if line.startswith('SCALING-RESULT ')]
+    """Run one measurement in a fresh process (studies/benchmark.py's child: its ``_measure`` loaded by path); its
+    result dict, or ``{'failed': reason}`` when the process ran out of memory."""
+    child = subprocess.run([sys.executable, '-c', load_benchmark()._SOURCE_CHILD, str(STUDIES / 'benchmark.py'),
+                            json.dumps(spec)], capture_output=True, text=True, check=False)
+    lines = [line for line in child.stdout.splitlines() if line.startswith('BENCHMARK-RESULT ')]
     if child.returncode == 0 and lines:
-        return json.loads(lines[-1].removeprefix('SCALING-RESULT '))
+        return json.loads(lines[-1].removeprefix('BENCHMARK-RESULT '))
     if child.returncode in (-9, 137) or 'MemoryError' in child.stderr or 'out of memory' in child.stderr:
         return {'failed': 'out of memory (the measuring process was killed or could not allocate)'}
     raise RuntimeError(f'measuring {spec["size"]} ({spec.get("code") or "this tree"} {spec["dtype"]}) failed '

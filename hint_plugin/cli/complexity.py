@@ -11,7 +11,8 @@ from hint_plugin.utils.options import OptionsError, network_from_options
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=plain_text(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=plain_text(__doc__),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--opt', help='a YAML whose network_g describes the network (default: HINT defaults)')
     parser.add_argument('--variant', choices=['official', 'refined'], help='override network_g.variant')
     parser.add_argument('--size', type=int, nargs=2, default=[256, 256], metavar=('H', 'W'))

@@ -20,7 +20,8 @@ from hint_plugin.utils.safetensors_io import SUFFIX
 
 def main(argv=None):
     """The command line; returns the exit status (0 written, 1 not saved, 2 refused)."""
-    parser = argparse.ArgumentParser(description=plain_text(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=plain_text(__doc__),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('source', help='checkpoint to read (.pth, or .safetensors to rewrite its metadata)')
     parser.add_argument('target', help=f'file to write, ending in {SUFFIX}')
     parser.add_argument('--config', metavar='YAML', help='option file whose network_g goes into the metadata '

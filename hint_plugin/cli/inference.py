@@ -150,8 +150,13 @@ def build_parser():
 
 
 def peak_memory_gb():
-    """This process's peak resident memory so far (Linux: KiB in ``ru_maxrss``)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+    """This process's peak resident memory so far: Linux's ``VmHWM`` (``ru_maxrss`` elsewhere, which may carry the
+    peak of the process that started this one)."""
+    try:
+        with open('/proc/self/status', encoding='ascii') as status:
+            return next(int(line.split()[1]) for line in status if line.startswith('VmHWM:')) * 1024 / 1e9
+    except (OSError, StopIteration, ValueError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
 
 
 def main(argv=None):
@@ -191,7 +196,8 @@ def main(argv=None):
     except HINTError as error:
         print(f'error: {" ".join(str(error).split())}', file=sys.stderr)
         return EXIT_SETUP
-    print(f'{time.perf_counter() - start:.1f} s, peak memory {peak_memory_gb():.2f} GB (this process)', file=sys.stderr)
+    print(f'{time.perf_counter() - start:.1f} s, peak memory {peak_memory_gb():.2f} GB (this process)',
+          file=sys.stderr)
     print(summary, file=sys.stdout if summary.ok else sys.stderr)
     return EXIT_OK if summary.ok else EXIT_FAILED
 
