@@ -101,14 +101,14 @@ def test_no_module_imports_from_a_layer_above_its_own():
 def test_the_package_never_imports_the_commands():
     """tools/ and the command lines (hint_plugin.cli) sit on top: they call into the package, never the other way
     round."""
-    offenders = set()
+    offenders, graph = set(), import_graph()
     for name, path in package_modules().items():
         for node in ast.walk(ast.parse(path.read_text(encoding='utf-8'), str(path))):
             modules = ([alias.name for alias in node.names] if isinstance(node, ast.Import) else
                        [node.module or ''] if isinstance(node, ast.ImportFrom) and not node.level else [])
             offenders |= {(name, module) for module in modules if module.split('.')[0] == 'tools'}
         if not name.startswith('hint_plugin.cli'):
-            offenders |= {(name, module) for module in import_graph()[name] if module.startswith('hint_plugin.cli')}
+            offenders |= {(name, module) for module in graph[name] if module.startswith('hint_plugin.cli')}
     assert offenders == set()
 
 
