@@ -18,6 +18,11 @@ FIXTURES = REPO / 'tests' / 'fixtures'  # copies of the shared reference materia
 
 # A width-8 HINT: every level and both caches exist, and it runs in milliseconds.
 TINY_CONFIG = dict(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, heads=[1, 1, 1, 1])
+# For the tests that trace the whole network (torch.compile, the ONNX exporters), whose cost grows with the block
+# count: each kind of block at each width it has in HINT, once. FFN-only blocks at 2 and 4 x dim (encoder levels 2
+# and 3), attention with the inter-layer cache at 8, 4 and 2 x dim (latent, decoder levels 3 and 2), the cache
+# carried from block to block; every down- and upsampling and skip. 5 blocks instead of TINY_CONFIG's 8.
+TRACE_CONFIG = dict(TINY_CONFIG, num_blocks=[0, 1, 1, 0], num_refinement_blocks=0)
 
 
 # ------------------------------------------------------------------------------ data, option files, commands

@@ -12,6 +12,7 @@ import pytest
 import torch
 import yaml
 from conftest import REPO, TINY_CONFIG
+from tests.helpers import TRACE_CONFIG
 from torch.nn import functional as F
 
 from hint_plugin import export
@@ -37,8 +38,9 @@ def export_packages():
 
 
 def tiny_hint(variant, seed=0):
+    """A tiny HINT with every kind of block that an export traces, once at each of its widths (TRACE_CONFIG)."""
     torch.manual_seed(seed)
-    return HINT(**TINY_CONFIG, variant=variant).eval().requires_grad_(False)
+    return HINT(**TRACE_CONFIG, variant=variant).eval().requires_grad_(False)
 
 
 def forward(net, image):
@@ -120,12 +122,11 @@ def test_command_line_exports_and_checks(tmp_path, monkeypatch, capsys):
 
     tools/export_onnx.py runs as ``__main__`` in this process (runpy, as ``python tools/export_onnx.py`` runs it: its
     argv, its exit status); a fresh interpreter would add only the start-up of torch and BasicSR."""
-    torch.manual_seed(0)
-    net = HINT(**TINY_CONFIG).eval().requires_grad_(False)
+    net = tiny_hint('official')
     weights = tmp_path / 'tiny.pth'
     torch.save({'params': net.state_dict()}, weights)
     config = tmp_path / 'tiny.yml'
-    config.write_text(yaml.safe_dump({'network_g': {'type': 'HINT', **TINY_CONFIG}}))
+    config.write_text(yaml.safe_dump({'network_g': {'type': 'HINT', **TRACE_CONFIG}}))
     output = tmp_path / 'onnx' / 'tiny.onnx'
     script = str(REPO / 'tools' / 'export_onnx.py')
     monkeypatch.chdir(tmp_path)

@@ -5,7 +5,8 @@ import pytest
 import torch
 from basicsr.archs import build_network
 
-from conftest import FIXTURES, TINY_CONFIG
+from conftest import FIXTURES
+from tests.helpers import TRACE_CONFIG
 from hint_plugin.archs import ops
 from hint_plugin.archs.hint_arch import HINT
 from hint_plugin.archs.hmha_arch import HMHA, channel_correlation, mean_channel_correlation
@@ -264,12 +265,12 @@ def test_mean_channel_correlation_is_the_row_mean_of_the_correlation_matrix():
     assert mean_channel_correlation(torch.rand(2, 1, 4, generator=generator)).isnan().all()
 
 
-@pytest.mark.slow  # dynamo tracing and AOT autograd: about 20 s per variant
+@pytest.mark.slow  # dynamo tracing and AOT autograd: about 10 s per variant
 @pytest.mark.parametrize('variant', ['official', 'refined'])
 def test_network_traces_whole_for_torch_compile(variant):
     # fullgraph: no graph break anywhere (data-dependent ops, Python on tensors), checkpointing included
     torch.manual_seed(0)
-    net = HINT(**TINY_CONFIG, variant=variant, use_checkpoint=True)
+    net = HINT(**TRACE_CONFIG, variant=variant, use_checkpoint=True)  # every kind of block, at each of its widths
     image = torch.rand(2, 3, 20, 28)
     compiled = torch.compile(net, backend='aot_eager', fullgraph=True)
     try:

@@ -5,7 +5,7 @@ from basicsr.models import build_model
 from torch import nn
 
 from hint_plugin.errors import OptionsError
-from tests.helpers import batch, check_as_option_file, model_options, parameters
+from tests.helpers import TRACE_CONFIG, batch, check_as_option_file, model_options, parameters
 
 
 
@@ -41,13 +41,13 @@ def test_bad_speed_options_are_named(tmp_path, key, value, message):
         check_as_option_file(model_options(tmp_path, **{key: value}))
 
 
-@pytest.mark.slow  # dynamo tracing and AOT autograd of the tiny network: about 20 s
+@pytest.mark.slow  # dynamo tracing and AOT autograd of a tiny network: about 10 s
 def test_compiled_training_steps_match_the_plain_ones(tmp_path):
-    models = {}
+    models, network = {}, {'type': 'HINT', **TRACE_CONFIG}  # every kind of block, at each of its widths
     for name, extra in (('plain', {}), ('compiled', {'compile': {'backend': 'aot_eager', 'fullgraph': True}})):
         (tmp_path / name).mkdir()
         torch.manual_seed(0)  # the same initial weights
-        models[name] = build_model(model_options(tmp_path / name, **extra))
+        models[name] = build_model(model_options(tmp_path / name, network=network, **extra))
     assert models['compiled'].train_forward is not models['compiled'].net_g
     initial = parameters(models['plain'])
     try:
