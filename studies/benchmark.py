@@ -21,7 +21,8 @@ fastest, the better estimate on a machine whose cores are shared), and the proce
 (Linux VmHWM) or the peak CUDA allocation. It also counts the floating-point operations of a step
 (convolutions and matrix products, by torch.utils.flop_counter; a training step counts as 3 forward passes) and
 times fp32 2048 x 2048 matrix products in the same process: the table gives the achieved GFLOP/s and its share
-of that matmul peak. With --profile N, one more step runs under torch.profiler and its N costliest operators
+of that matmul peak (--no-matmul-peak skips that timing, about 1.5 s per measurement on one CPU thread, and the
+share with it). With --profile N, one more step runs under torch.profiler and its N costliest operators
 (self time) are listed.
 """
 import argparse
@@ -306,8 +307,9 @@ def _measure(spec):
         with autocast:
             result['gflop_per_step'] = passes * _count_flops(lambda: net(lq)) / 1e9
         result['gflops'] = result['gflop_per_step'] / result['median_s']
-        result['matmul_peak_gflops'] = _matmul_peak(device)
-        result['peak_fraction'] = result['gflops'] / result['matmul_peak_gflops']
+        if spec.get('matmul_peak', True):
+            result['matmul_peak_gflops'] = _matmul_peak(device)
+            result['peak_fraction'] = result['gflops'] / result['matmul_peak_gflops']
     if spec.get('profile'):
         result['top_ops'], result['convolution_share'], result['profiled_s'] = _profile(step, device, spec['profile'])
     if spec.get('source') or spec.get('reference'):
@@ -325,8 +327,9 @@ def benchmark(specs):
     ``use_checkpoint``, ``channels_last``, ``compile``, ``threads``, ``profile`` (how many operators to list),
     ``system_malloc`` (keep glibc's allocation defaults instead of :mod:`hint_plugin.utils.allocator`'s),
     ``source`` (measure the ``HINT`` of the package version in that directory) and ``revision`` (its label),
-    ``reference`` (measure the authors' ``HINT`` of that ``HINT_arch.py``), ``code`` (the row's label) and
-    ``count_flops`` (default True: count a step's FLOPs and time the matmul peak afterwards).
+    ``reference`` (measure the authors' ``HINT`` of that ``HINT_arch.py``), ``code`` (the row's label),
+    ``count_flops`` (default True: count a step's FLOPs and time the matmul peak afterwards) and ``matmul_peak``
+    (default True; False: count the FLOPs without timing the matmul peak).
     """
     context = multiprocessing.get_context('spawn')
     results = []
@@ -400,8 +403,9 @@ def table(results):
     lines = ['| ' + ' | '.join(columns) + ' |', '|' + '---|' * len(columns)]
     for r in results:
         peak = r.get('peak_cuda_gb', r.get('peak_rss_gb'))
-        flops = (f"{r['gflop_per_step']:.3g} | {r['gflops']:.3g} | {100 * r['peak_fraction']:.0f}% of "
-                 f"{r['matmul_peak_gflops']:.0f}") if 'gflops' in r else '- | - | -'
+        share = (f"{100 * r['peak_fraction']:.0f}% of {r['matmul_peak_gflops']:.0f}" if 'peak_fraction' in r
+                 else '-')
+        flops = f"{r['gflop_per_step']:.3g} | {r['gflops']:.3g} | {share}" if 'gflops' in r else '- | - | -'
         lines.append(f"| {r.get('round', 1)} | {r.get('code') or 'this tree'} | {r['mode']} | "
                      f"{r['size'][0]}x{r['size'][1]} | {r['batch']} | {r['device']} | {r['dtype']} | "
                      f"{r.get('built_variant', '-')} | {r.get('built_use_checkpoint', '-')} | "
@@ -414,7 +418,8 @@ def table(results):
 LEGEND = """variant, ckpt (use_checkpoint), ch-last: as the measured network was built ('-': not this package's HINT).
 freed kept: freed memory kept in the process (hint_plugin/utils/allocator.py). peak GB: the process's own peak.
 GFLOP/step: convolution and matrix-product FLOPs of one step (training: 3 forward passes); GFLOP/s: over the
-median time; of matmul peak: that rate as a share of fp32 2048 x 2048 matrix products timed in the same process.
+median time; of matmul peak: that rate as a share of fp32 2048 x 2048 matrix products timed in the same process
+('-' with --no-matmul-peak).
 'this tree' is the working tree, uncommitted edits included."""
 
 
@@ -467,6 +472,9 @@ def main(argv=None):
     parser.add_argument('--adamw', choices=['own', 'loop', 'fused'], default='own',
                         help='AdamW as each code\'s training builds it (own: fused here, the loop for the reference) '
                         'or the same implementation for both')
+    parser.add_argument('--no-matmul-peak', action='store_true',
+                        help='do not time fp32 2048 x 2048 matrix products after each measurement (about 1.5 s each '
+                        'on one CPU thread): the FLOPs and GFLOP/s are still given, not their share of that peak')
     parser.add_argument('--profile', type=int, default=0, metavar='N',
                         help='profile one more step and list the N operators that took the most time')
     parser.add_argument('--reference', metavar='PATH',
@@ -530,7 +538,7 @@ def run(args, source, revision, reference):
                     variant=args.variant, use_checkpoint=args.use_checkpoint or None,
                     channels_last=False if args.no_channels_last else None, compile=args.compile,
                     threads=args.threads, profile=args.profile, system_malloc=args.system_malloc, adamw=args.adamw,
-                    round=round_index + 1, **contender))
+                    matmul_peak=not args.no_matmul_peak, round=round_index + 1, **contender))
     results = benchmark(specs)
     print(table(results))
     print('\n' + LEGEND)

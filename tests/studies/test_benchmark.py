@@ -68,12 +68,17 @@ def test_benchmark_measures_another_revision_with_the_same_code(tmp_path, capsys
     head = subprocess.run(['git', '-C', str(REPO), 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True,
                           check=True).stdout.strip()
     result = run_benchmark(capsys, '--revision', 'HEAD', '--opt', config, '--mode', 'infer', '--infer-size', 16,
-                           24, '--repeat', 1, '--threads', 1, '--json', out_json)
+                           24, '--repeat', 1, '--threads', 1, '--no-matmul-peak', '--json', out_json)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.splitlines()[2].startswith('| 1 | this tree | infer | 16x24 |')
     assert result.stdout.splitlines()[3].startswith(f'| 1 | {head} | infer | 16x24 |')
     assert f'infer 16x24: this tree / {head}: time ' in result.stdout
     ours, record = json.loads(out_json.read_text())
+    # --no-matmul-peak, in both measuring processes: the FLOPs and the rate, without the peak and the share of it
+    for measured, row in zip((ours, record), result.stdout.splitlines()[2:4]):
+        assert measured['gflop_per_step'] > 0 and measured['gflops'] > 0
+        assert 'matmul_peak_gflops' not in measured and 'peak_fraction' not in measured
+        assert row.endswith(f" | {measured['gflop_per_step']:.3g} | {measured['gflops']:.3g} | - |"), row
     assert 'revision' not in ours and record['revision'] == head
     assert record['size'] == [16, 24] and record['threads'] == 1
     # the network came from the exported copy, not from this checkout, and the copy is gone afterwards
@@ -93,7 +98,7 @@ def test_benchmark_runs_the_reference_code_from_a_path_in_alternating_rounds(tmp
     out_json = tmp_path / 'bench.json'
     result = run_benchmark(capsys, '--reference', tmp_path / 'their-checkout', '--rounds', 2, '--opt', config,
                            '--mode', 'train', '--train-size', 16, 16, '--repeat', 1, '--warmup', 0, '--threads', 1,
-                           '--json', out_json)
+                           '--no-matmul-peak', '--json', out_json)
     assert result.returncode == 0, result.stderr[-3000:]
     records = json.loads(out_json.read_text())
     # ABBA: each round in the other order, each measurement in its own process
@@ -103,6 +108,7 @@ def test_benchmark_runs_the_reference_code_from_a_path_in_alternating_rounds(tmp
     assert all(r['network_file'] == str(reference) for r in records if r.get('code'))
     # the same network (the stand-in takes dim, num_blocks ... from the YAML): the same FLOP count
     assert len({round(r['gflop_per_step'], 6) for r in records}) == 1
+    assert not any('matmul_peak_gflops' in r for r in records)  # --no-matmul-peak
     ours = sorted(r['median_s'] for r in records if not r.get('code'))
     theirs = sorted(r['median_s'] for r in records if r.get('code'))
     line, = [line for line in result.stdout.splitlines() if line.startswith('train 16x16: this tree / reference')]
