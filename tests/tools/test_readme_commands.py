@@ -1,10 +1,13 @@
 """The README's commands stay valid: their tools, option files and make targets exist, and every flag they pass
 is one the tool's own ``--help`` lists (the commands themselves run in the demo and the end-to-end tests)."""
-import json
+import contextlib
+import io
+import os
 import re
+import runpy
 import shlex
-import subprocess
 import sys
+import traceback
 
 import pytest
 
@@ -46,41 +49,35 @@ def test_make_targets_scripts_and_option_files_exist():
 
 FLAGGED_SCRIPTS = sorted({words[1] for words in TOOL_COMMANDS if len(words) > 2})
 
-# Runs each script given as ``__main__`` with ``--help``, one after the other in this one process (one start-up
-# of torch and BasicSR instead of one per script), as ``python <script> --help`` would: argv, the script's folder
-# first on sys.path. Prints {script: [exit status, stdout, error]} as JSON on its last line. That each tool also
-# starts in a fresh process is checked by the tests that run it (train/test: tests/models, tests/tools;
-# create_lmdb: tests/data/test_create_lmdb.py; inference: tests/test_inference.py).
-HELP_PROBE = r"""
-import contextlib, io, json, os, runpy, sys, traceback
-results = {}
-for script in sys.argv[1:]:
+
+def help_text(script):
+    """``(exit status, stdout, error)`` of ``python <script> --help``, the script run as ``__main__`` in this process
+    as that command would run it: its argv, its folder first on sys.path. That each tool also starts in a fresh
+    process is checked by the tests that run it (train/test: tests/models, tests/tools; create_lmdb:
+    tests/data/test_create_lmdb.py; inference: tests/test_inference.py)."""
+    path = str(REPO / script)
     out, error, status = io.StringIO(), '', 0
-    sys.argv = [script, '--help']
-    sys.path.insert(0, os.path.dirname(script))
+    saved_argv = sys.argv
+    sys.argv = [path, '--help']
+    sys.path.insert(0, os.path.dirname(path))
     try:
         with contextlib.redirect_stdout(out):
-            runpy.run_path(script, run_name='__main__')
-    except SystemExit as exit:
-        status = 0 if exit.code is None else exit.code if isinstance(exit.code, int) else 1
-        error = '' if isinstance(exit.code, (int, type(None))) else str(exit.code)
-    except BaseException:
+            runpy.run_path(path, run_name='__main__')
+    except SystemExit as exit_info:
+        status = 0 if exit_info.code is None else exit_info.code if isinstance(exit_info.code, int) else 1
+        error = '' if isinstance(exit_info.code, (int, type(None))) else str(exit_info.code)
+    except Exception:  # the traceback the command would print, for the test to report
         status, error = 1, traceback.format_exc()
     finally:
-        sys.path.remove(os.path.dirname(script))
-    results[script] = [status, out.getvalue(), error]
-print(json.dumps(results))
-"""
+        sys.argv = saved_argv
+        sys.path.remove(os.path.dirname(path))
+    return status, out.getvalue(), error
 
 
 @pytest.fixture(scope='module')
 def help_texts():
     """``{script: (exit status, --help output, error)}`` of every script the README passes flags to."""
-    result = subprocess.run([sys.executable, '-c', HELP_PROBE, *(str(REPO / script) for script in FLAGGED_SCRIPTS)],
-                            capture_output=True, text=True, timeout=300, cwd=REPO)
-    assert result.returncode == 0, result.stderr[-2000:]
-    texts = json.loads(result.stdout.splitlines()[-1])
-    return {script: tuple(texts[str(REPO / script)]) for script in FLAGGED_SCRIPTS}
+    return {script: help_text(script) for script in FLAGGED_SCRIPTS}
 
 
 @pytest.mark.parametrize('script', FLAGGED_SCRIPTS)
