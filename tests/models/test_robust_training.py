@@ -18,7 +18,7 @@ from hint_plugin.errors import OptionsError
 from hint_plugin.models.hint_model import NonFiniteError
 from hint_plugin.utils.checkpoint import atomic_save, global_rng_states, restore_global_rng_states
 from tests.helpers import (REPO, TINY_CONFIG, batch, check_as_option_file, logged_iters, make_paired_lmdbs,
-                           model_options, parameters, run, same, train_options, write_yaml)
+                           model_options, parameters, pipeline_in_process, same, train_options, write_yaml)
 
 SUBPROCESS_ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1'}
 
@@ -191,10 +191,14 @@ def final_weights(root, name):
 
 
 @pytest.mark.slow
-def test_killed_and_resumed_run_matches_the_uninterrupted_run(tmp_path):
+def test_killed_and_resumed_run_matches_the_uninterrupted_run(tmp_path, monkeypatch, capsys):
     """7 images in batches of 2: 3 batches per epoch (the 7th image dropped), so an epoch boundary at 6.
     Mixup (with the identity), flips and rotations, and progressive stages (no crop up to iter 5, then
-    batch 1 of 2 and 8-pixel crops) draw random numbers throughout; validation runs every 4 iterations."""
+    batch 1 of 2 and 8-pixel crops) draw random numbers throughout; validation runs every 4 iterations.
+
+    The run that is killed is ``python tools/train.py`` in its own process (a real SIGKILL); the resumed and the
+    uninterrupted runs call the command's main in this process (one intra-op thread, as the killed run has),
+    where a fresh interpreter would add only its start-up."""
     data = {'train': make_paired_lmdbs(tmp_path, 'train', 7, 32, 0),
             'val': make_paired_lmdbs(tmp_path, 'val', 2, 24, 1)}
     total = 9
@@ -212,11 +216,14 @@ def test_killed_and_resumed_run_matches_the_uninterrupted_run(tmp_path):
     killed_at = max(int(p.name.split('.')[0]) for p in states.glob('*.state'))
     assert 4 <= killed_at < total - 2, f'killed too late ({killed_at}): no epoch boundary left to cross'
 
-    resumed = run(train + [interrupted, '--auto_resume', '--force_yml', f'train:total_iter={total}'], tmp_path)
+    status, resumed = pipeline_in_process('train', ['-opt', interrupted, '--auto_resume', '--force_yml',
+                                                    f'train:total_iter={total}'], tmp_path, monkeypatch, capsys)
+    assert status == 0, resumed[-5000:]
     assert f'Resuming training from epoch: 1, iter: {killed_at}.' in resumed
     assert f'Resuming epoch 1 after its first {killed_at - 3} of 3 batches.' in resumed
     assert logged_iters(resumed)[0] == killed_at + 1 and logged_iters(resumed)[-1] == total
-    run(train + [straight], tmp_path)
+    status, output = pipeline_in_process('train', ['-opt', straight], tmp_path, monkeypatch, capsys)
+    assert status == 0, output[-5000:]
 
     expected, found = final_weights(tmp_path, 'straight'), final_weights(tmp_path, 'interrupted')
     assert expected.keys() == found.keys()
