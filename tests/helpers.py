@@ -1,9 +1,12 @@
 """Helpers the test modules share (tests import them from here, never from one another)."""
+import io
 import logging
+import os
 import re
+import runpy
 import subprocess
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import cv2
@@ -15,6 +18,10 @@ from basicsr.utils.lmdb_util import make_lmdb_from_imgs
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / 'tests' / 'fixtures'  # copies of the shared reference material (see its README)
+
+# The intra-op threads of a fresh interpreter here (read when conftest.py first imports this module, before it sets
+# one thread for the tests): what tools/*.py run with when a test starts them as commands.
+FRESH_PROCESS_THREADS = torch.get_num_threads()
 
 # A width-8 HINT: every level and both caches exist, and it runs in milliseconds.
 TINY_CONFIG = dict(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, heads=[1, 1, 1, 1])
@@ -135,6 +142,50 @@ def pipeline_in_process(command, argv, cwd, monkeypatch, capsys):
                 status, message = 1, f'{exit_info.code}\n'
     out, err = capsys.readouterr()
     return status, out + err + message
+
+
+def tool_in_process(script, args, cwd, threads=FRESH_PROCESS_THREADS):
+    """``python tools/<script> *args`` in ``cwd``, its stdout and stderr together, as the demo's ``run_tool`` runs
+    it, but as ``__main__`` in this process: its argv, working folder and folder first on sys.path, a fresh BasicSR
+    logger, and the intra-op threads of a fresh interpreter (``threads``); all restored afterwards. Returns its exit
+    status and everything it printed and logged. For commands that other tests also start fresh."""
+    path = str(REPO / 'tools' / script)
+    saved = sys.argv, os.getcwd(), torch.get_num_threads()
+    sys.argv = [path, *map(str, args)]
+    sys.path.insert(0, os.path.dirname(path))
+    os.chdir(cwd)
+    torch.set_num_threads(threads)
+    output, status = io.StringIO(), 0
+    try:
+        with fresh_basicsr_logger(), redirect_stdout(output), redirect_stderr(output):
+            try:
+                runpy.run_path(path, run_name='__main__')
+            except SystemExit as exit_info:  # as the interpreter would: an int is the status, anything else printed
+                if isinstance(exit_info.code, int):
+                    status = exit_info.code
+                elif exit_info.code is not None:
+                    status = 1
+                    print(exit_info.code, file=sys.stderr)
+    finally:
+        sys.argv = saved[0]
+        os.chdir(saved[1])
+        torch.set_num_threads(saved[2])
+        sys.path.remove(os.path.dirname(path))
+    return status, output.getvalue()
+
+
+def run_tool_in_process(error):
+    """A stand-in for tools/demo.py's ``run_tool(script, args, workdir) -> output`` that runs the tool with
+    :func:`tool_in_process`: the command and its output echoed, the output returned, a failure raised as ``error``
+    (the demo's ``DemoError``)."""
+    def run_tool(script, args, workdir):
+        print('$ python ' + ' '.join([f'tools/{script}', *map(str, args)]), flush=True)
+        status, output = tool_in_process(script, args, workdir)
+        sys.stdout.write(output)
+        if status != 0:
+            raise error(f'tools/{script} failed with exit code {status} (its output is above)')
+        return output
+    return run_tool
 
 
 def logged_iters(text):

@@ -8,6 +8,7 @@ import pytest
 
 from studies import variant_study
 from studies.variant_study import Run, darken, format_summary, parse_arm, run_options, summarise
+from tests.helpers import run_tool_in_process
 
 demo = variant_study.demo  # tools/demo.py, which the study builds on
 
@@ -55,9 +56,12 @@ def test_summary_gives_mean_and_sample_spread_per_task_and_variant():
 
 @pytest.mark.slow
 def test_quick_study_trains_both_variants_on_both_tasks(tmp_path, monkeypatch):
-    # variant_study.main in this process (its argument parsing included); the data tools and the four
-    # trainings run in their own processes as from the command line; an error exits with its message
+    # variant_study.main in this process (its argument parsing included); the four trainings run in their own
+    # processes as from the command line, two at a time; the two tools/create_lmdb.py runs that make the data run as
+    # __main__ in this process (tests/helpers.tool_in_process: the demo's tests and tests/data start it afresh); an
+    # error exits with its message
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(demo, 'run_tool', run_tool_in_process(demo.DemoError))
     variant_study.main(['--quick', '--seeds', '3', '--jobs', '2', '--workdir', str(tmp_path)])
     data = json.loads((tmp_path / 'results' / 'variant_study' / 'summary.json').read_text())
     runs = {(run['task'], run['variant']): run for run in data['runs']}

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
+from tests.helpers import run_tool_in_process
 from tools import demo
 
 HELDOUT = sorted(demo.HELDOUT_PHOTOS)
@@ -58,10 +59,12 @@ def printed_table(output):
 
 @pytest.mark.slow
 def test_quick_demo_run_again_prints_the_same_table(quick_demo, monkeypatch, capsys):
-    # the second run calls demo.main in this process (the first one ran the command line); its steps run
-    # tools/create_lmdb.py, train.py and test.py in fresh processes as before
+    # the second run calls demo.main in this process, and its steps run tools/train.py and test.py as __main__ in
+    # this process too, with the threads of a fresh interpreter (tests/helpers.tool_in_process); the first run
+    # started the command line and each of its steps afresh
     workdir, output = quick_demo
     monkeypatch.chdir(workdir)
+    monkeypatch.setattr(demo, 'run_tool', run_tool_in_process(demo.DemoError))
     demo.main(['--quick', '--workdir', str(workdir)])  # exits with the error message on a DemoError
     again = capsys.readouterr().out
     assert 'already holds these training tiles: kept' in again
@@ -93,8 +96,10 @@ def test_quick_demo_draws_four_labelled_panels_per_photo(quick_demo):
 
 
 @pytest.mark.slow
-def test_quick_demo_keeps_photos_apart_and_reuses_its_lmdb(quick_demo):
+def test_quick_demo_keeps_photos_apart_and_reuses_its_lmdb(quick_demo, monkeypatch):
     workdir, output = quick_demo
+    # the rebuild below runs tools/create_lmdb.py in this process (the demo run by the fixture started it afresh)
+    monkeypatch.setattr(demo, 'run_tool', run_tool_in_process(demo.DemoError))
     lmdb = workdir / demo.TRAIN_LMDB_DIR / 'gt.lmdb'
     keys = [line.split('.')[0] for line in (lmdb / 'meta_info.txt').read_text().splitlines()]
     assert {key.rsplit('_', 1)[0] for key in keys} == set(demo.TRAIN_PHOTOS)  # tiles <photo>_<index>
