@@ -7,10 +7,22 @@ from tests.helpers import FIXTURES, REPO, TINY_CONFIG, make_paired_lmdbs  # noqa
 torch.set_num_threads(1)  # tiny networks: threads only add overhead
 
 
+# Module fixtures that cost seconds (the quick demo run, the uninterrupted torchrun, the inference command lines).
+SHARED_COSTLY_FIXTURES = ('quick_demo', 'uninterrupted_weights', 'cli_runs')
+
+
 def pytest_collection_modifyitems(items):
     """The slow tests first (stable otherwise): under ``pytest -n`` the workers start on the longest ones and the
-    short ones fill in behind, instead of one worker finishing a long test alone at the end."""
-    items.sort(key=lambda item: item.get_closest_marker('slow') is None)
+    short ones fill in behind, instead of one worker finishing a long test alone at the end.
+
+    Before them, the tests that share a costly module fixture, module by module: a worker that gets one of them
+    runs its module's fixture, and another worker that got one too would run it again. At the head of the queue
+    they stay together: work stealing takes tests from the end of a worker's queue."""
+    def order(item):
+        shared = any(name in item.fixturenames for name in SHARED_COSTLY_FIXTURES)
+        return not shared, item.get_closest_marker('slow') is None
+
+    items.sort(key=order)
 
 
 @pytest.fixture
