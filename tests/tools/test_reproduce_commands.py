@@ -2,8 +2,6 @@
 evaluated by ``tools/test.py -opt options/test/HINT_LOLv2_Real.yml`` with the paper's protocol (the authors' tile
 average, calculate_psnr_lol / calculate_ssim_lol on the float output), the data and network overridden."""
 import re
-import subprocess
-import sys
 
 import cv2
 import numpy as np
@@ -12,6 +10,7 @@ import torch
 from basicsr.archs import build_network
 
 from conftest import REPO, TINY_CONFIG
+from tests.helpers import pipeline_in_process
 
 TINY = {'type': 'HINT', **TINY_CONFIG}
 
@@ -35,7 +34,7 @@ def tiny_trained_checkpoint(path, pairs):
 
 
 @pytest.mark.slow
-def test_lolv2_real_evaluation_command_on_a_briefly_trained_model(tmp_path):
+def test_lolv2_real_evaluation_command_on_a_briefly_trained_model(tmp_path, monkeypatch, capsys):
     rng = np.random.default_rng(0)
     pairs = []
     for folder in ('low', 'normal'):
@@ -52,11 +51,11 @@ def test_lolv2_real_evaluation_command_on_a_briefly_trained_model(tmp_path):
                  'datasets:test_1:io_backend:type=disk', f'datasets:test_1:dataroot_lq={tmp_path / "low"}',
                  f'datasets:test_1:dataroot_gt={tmp_path / "normal"}', 'num_gpu=0', 'val:tile:size=24',
                  'val:tile:overlap=20', *(f'network_g:{key}={value}' for key, value in TINY_CONFIG.items())]
-    result = subprocess.run([sys.executable, str(REPO / 'tools/test.py'), '-opt',
-                             str(REPO / 'options/test/HINT_LOLv2_Real.yml'), '--force_yml', *overrides],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=600)  # results/ in tmp_path
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-3000:]
+    # tools/test.py through its main in this process (tests/helpers.pipeline_in_process; the command's fresh start
+    # is covered by the end-to-end tests), in tmp_path: results/ lands there
+    status, output = pipeline_in_process('test', ['-opt', REPO / 'options/test/HINT_LOLv2_Real.yml', '--force_yml',
+                                                  *overrides], tmp_path, monkeypatch, capsys)
+    assert status == 0, output[-3000:]
     psnr = re.search(r'# psnr: ([0-9.]+)', output)
     ssim = re.search(r'# ssim: ([0-9.]+)', output)
     assert psnr and ssim, output[-3000:]

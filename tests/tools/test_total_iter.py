@@ -1,9 +1,6 @@
 """Training runs exactly total_iter iterations, also when the dataset size is not a multiple of the batch
 (BasicSR 1.4.2's loop alone stops after iteration 5 of 8 with 3 images and batch 2, and after 7 of 12 on resume)."""
-import os
 import re
-import subprocess
-import sys
 
 import cv2
 import numpy as np
@@ -11,7 +8,8 @@ import pytest
 import yaml
 from basicsr.utils.options import ordered_yaml
 
-from conftest import REPO, TINY_CONFIG
+from conftest import TINY_CONFIG
+from tests.helpers import pipeline_in_process
 
 pytestmark = pytest.mark.slow
 
@@ -35,18 +33,17 @@ def options(data, total_iter):
     }
 
 
-def train(tmp_path, total_iter, *flags):
+def train(tmp_path, total_iter, monkeypatch, capsys, *flags):
+    """``python tools/train.py -opt <file> *flags`` through its main in this process (tests/helpers.pipeline_in_process;
+    the command's fresh start is covered by the end-to-end tests); the iterations it logged."""
     option_file = tmp_path / f'train_{total_iter}.yml'
     option_file.write_text(yaml.dump(options(tmp_path / 'data', total_iter), Dumper=ordered_yaml()[1]))
-    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS='1')
-    result = subprocess.run([sys.executable, str(REPO / 'tools' / 'train.py'), '-opt', str(option_file), *flags],
-                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-    log = result.stdout + result.stderr
-    assert result.returncode == 0, log[-4000:]
+    status, log = pipeline_in_process('train', ['-opt', option_file, *flags], tmp_path, monkeypatch, capsys)
+    assert status == 0, log[-4000:]
     return [int(i) for i in re.findall(r'iter:\s*(\d+),', log)]
 
 
-def test_three_images_batch_two_run_every_iteration_and_resume_to_the_new_total(tmp_path):
+def test_three_images_batch_two_run_every_iteration_and_resume_to_the_new_total(tmp_path, monkeypatch, capsys):
     rng = np.random.default_rng(0)
     for side in ('lq', 'gt'):
         (tmp_path / 'data' / side).mkdir(parents=True)
@@ -55,8 +52,8 @@ def test_three_images_batch_two_run_every_iteration_and_resume_to_the_new_total(
         cv2.imwrite(str(tmp_path / 'data' / 'gt' / f'{name}.png'), image)
         cv2.imwrite(str(tmp_path / 'data' / 'lq' / f'{name}.png'), image // 2)
 
-    assert train(tmp_path, 8) == list(range(1, 9))
+    assert train(tmp_path, 8, monkeypatch, capsys) == list(range(1, 9))
     states = tmp_path / 'experiments' / 'exact_total_iter' / 'training_states'
     assert sorted(p.name for p in states.iterdir()) == ['4.state', '8.state']
-    assert train(tmp_path, 12, '--auto_resume') == list(range(9, 13))
+    assert train(tmp_path, 12, monkeypatch, capsys, '--auto_resume') == list(range(9, 13))
     assert (states / '12.state').is_file()
