@@ -10,7 +10,7 @@ def test_speed_devices_times_each_device_and_its_alternatives(capsys, monkeypatc
     monkeypatch.setattr(speed_devices, 'retain_freed_memory', lambda: None)  # the test process keeps glibc's
     threads = torch.get_num_threads()
     try:
-        speed_devices.main(['--repeat', '1', '--threads', '1'])
+        speed_devices.main(['--repeat', '1', '--warmup', '0', '--threads', '1'])  # one call each
     finally:
         torch.set_num_threads(threads)
     lines = capsys.readouterr().out.splitlines()
@@ -27,3 +27,11 @@ def test_speed_devices_times_each_device_and_its_alternatives(capsys, monkeypatc
     kept = [re.findall(r'([0-9.]+) MB', line) for line in lines if line.startswith('  kept')]
     assert len(kept) == len(speed_devices.LEVELS)
     assert all(float(recomputing) < float(plain) for recomputing, plain in kept)  # what recomputing is for
+
+
+def test_each_timing_makes_its_untimed_calls_then_its_timed_ones():
+    calls = []
+    speed_devices.median_ms(lambda: calls.append(1), repeat=2, warmup=0)
+    assert len(calls) == 2
+    speed_devices.median_ms(lambda: calls.append(1), repeat=2)  # three untimed calls by default (--warmup 3)
+    assert len(calls) == 2 + 5
