@@ -111,10 +111,10 @@ class HMHA(CarriesCache, nn.Module):
         pass of q's convolutions) taken by the weights; else ``None``."""
         b, c = x.shape[:2]
         convs = [(conv.weight, conv.bias) for conv in (self.qkv, self.qkv_dwconv)]
-        order = None
+        order, normalized = None, None if recompute else norm(x)
         if not (self.rule.per_image and b > 1):
             with torch.no_grad():
-                q = F.conv2d(norm(x), *(t if t is None else t[:c] for t in convs[0]))
+                q = F.conv2d(norm(x) if recompute else normalized, *(t if t is None else t[:c] for t in convs[0]))
                 q = F.conv2d(q, *(t if t is None else t[:c] for t in convs[1]), padding=1, groups=c)
                 order = channel_order(q.permute(0, 2, 3, 1).reshape(b, -1, c), self.rule, True)
             index = torch.cat([order, order + c, order + 2 * c], dim=1)[0]
@@ -122,6 +122,6 @@ class HMHA(CarriesCache, nn.Module):
         if recompute:
             qkv, = ops.convs_of_recomputed(norm, (x, ), list(norm.parameters()), convs[:1])
         else:
-            qkv = F.conv2d(norm(x), *convs[0])
+            qkv, normalized = F.conv2d(normalized, *convs[0]), None
         tokens = F.conv2d(qkv, *convs[1], padding=1, groups=3 * c)
         return tokens.permute(0, 2, 3, 1).reshape(b, -1, 3 * c), order  # free in channels-last memory

@@ -157,3 +157,24 @@ def normalize_tokens(tokens, eps=1e-12):
     if torch.is_grad_enabled() and tokens.requires_grad and not torch.jit.is_tracing():
         return _TokenNormalization.apply(tokens, eps)
     return (tokens / channel_norms(tokens).clamp_min(eps)).to(tokens.dtype)
+
+
+def fuses_convolutions(x):
+    """Whether a call on ``x`` uses oneDNN's convolutions with fused element-wise tails: CPU inference (no gradient
+    recorded) in float32 or bfloat16, not tracing or compiling."""
+    dtype = torch.get_autocast_dtype('cpu') if torch.is_autocast_enabled('cpu') else x.dtype
+    return (x.device.type == 'cpu' and dtype in (torch.float32, torch.bfloat16) and not torch.is_grad_enabled()
+            and torch.backends.mkldnn.is_available() and not torch.jit.is_tracing()
+            and not torch.compiler.is_compiling())
+
+
+def fused_conv(x, weight, bias, groups, other=None):
+    """``gelu(conv2d(x))`` (erf form) or, given ``other``, ``conv2d(x) * other``, in one oneDNN pass, ``padding =
+    kernel // 2``, in autocast's dtype where it is on."""
+    dtype = torch.get_autocast_dtype('cpu') if torch.is_autocast_enabled('cpu') else x.dtype
+    x, weight, bias = (t if t is None else t.to(dtype) for t in (x, weight, bias))
+    layout = [[weight.shape[-1] // 2] * 2, [1, 1], [1, 1], groups]
+    if other is None:
+        return torch.ops.mkldnn._convolution_pointwise(x, weight, bias, *layout, 'gelu', [], 'none')
+    return torch.ops.mkldnn._convolution_pointwise.binary(x, other.to(dtype), weight, bias, *layout, 'mul', None,
+                                                          None, [], None)

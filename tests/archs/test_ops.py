@@ -294,3 +294,58 @@ def test_head_products_follow_bf16_autocast():
     grad_plain, = torch.autograd.grad(sum(p.float().sum() for p in plain), qk)
     assert grad_ours.dtype == torch.float32
     torch.testing.assert_close(grad_ours, grad_plain, rtol=2e-2, atol=2e-2)
+
+
+@pytest.mark.parametrize('tail', ['gelu', 'mul'])
+@pytest.mark.parametrize('groups', [1, 8])
+def test_fused_conv_equals_the_convolution_then_its_tail(tail, groups):
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, 9, 7).contiguous(memory_format=torch.channels_last)
+    kernel = 3 if groups > 1 else 1
+    weight, bias = torch.randn(8, 8 // groups, kernel, kernel), torch.randn(8)
+    other = torch.randn(2, 8, 9, 7)
+    conv = F.conv2d(x, weight, bias, padding=kernel // 2, groups=groups)
+    expected = F.gelu(conv) if tail == 'gelu' else conv * other
+    with torch.inference_mode():
+        fused = ops.fused_conv(x, weight, bias, groups, None if tail == 'gelu' else other)
+    torch.testing.assert_close(fused, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_convolutions_are_fused_only_in_cpu_inference_in_float32_or_bfloat16():
+    x = torch.randn(1, 4, 4, 4)
+    assert not ops.fuses_convolutions(x)  # gradients recorded
+    with torch.no_grad():
+        assert ops.fuses_convolutions(x) and not ops.fuses_convolutions(x.double())
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            assert ops.fuses_convolutions(x)
+        with torch.autocast('cpu', dtype=torch.float16):
+            assert not ops.fuses_convolutions(x)
+    with torch.inference_mode():
+        assert ops.fuses_convolutions(x)
+
+
+def _counting_fused_conv(monkeypatch):
+    calls = []
+    original = ops.fused_conv
+    monkeypatch.setattr(ops, 'fused_conv', lambda *args, **kwargs: calls.append(1) or original(*args, **kwargs))
+    return calls
+
+
+@pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16])
+def test_fused_inference_ffn_equals_the_plain_one(monkeypatch, dtype):
+    torch.manual_seed(0)
+    plain = layers.GatedDconvFeedForward(16, 2.66, bias=True, fast=False)
+    for p in plain.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    fast = layers.GatedDconvFeedForward(16, 2.66, bias=True, fast=True)
+    fast.load_state_dict(plain.state_dict())
+    norm = layers.ChannelLayerNorm(16)
+    x = torch.randn(2, 16, 10, 6).contiguous(memory_format=torch.channels_last)
+    calls = _counting_fused_conv(monkeypatch)
+    tolerance = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=3e-2, atol=3e-2)
+    with torch.inference_mode(), torch.autocast('cpu', dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+        fused = fast(x, norm=norm)
+        assert len(calls) == 2  # the two depthwise convolutions: gelu, then the product
+        expected = plain(x, norm=norm)
+    assert fused.dtype == expected.dtype
+    torch.testing.assert_close(fused.float(), expected.float(), **tolerance)
