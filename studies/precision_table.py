@@ -3,6 +3,11 @@
     python studies/precision_table.py --weights demo/net_g_latest.pth --config options/demo/X.yml -i photos/
     python studies/precision_table.py                      # random default HINT, skimage's astronaut, 256 x 256
     python studies/precision_table.py --same-order         # float32's channel orders replayed in every precision
+    python studies/precision_table.py --weights W --config C -i clean/ --noise-sigma 25   # + PSNR vs the clean
+
+With --noise-sigma the inputs are clean images: each is restored from itself plus Gaussian noise of that sigma
+(0-255 scale, seeded by --seed and the image's position), and the table adds each precision's PSNR against the
+clean image: what a precision changes in a denoiser's score.
 
 Images are restored whole at their size (or centre-cropped to --crop), one at a time; each precision gets one
 untimed warm-up pass. With --same-order the table shows the arithmetic's error alone: HINT's channel ordering
@@ -72,7 +77,7 @@ def psnr(output, reference):
     return math.inf if mse == 0 else -10 * math.log10(mse)
 
 
-def precision_rows(net, images, precisions=tuple(PRECISIONS), device='cpu', same_order=False):
+def precision_rows(net, images, precisions=tuple(PRECISIONS), device='cpu', same_order=False, clean=None):
     """One row per precision: mean PSNR against float32 over ``images``, largest absolute difference, mean
     seconds per image (after one untimed warm-up pass), whether every output is finite.
 
@@ -82,6 +87,8 @@ def precision_rows(net, images, precisions=tuple(PRECISIONS), device='cpu', same
         precisions (sequence of str): names of :data:`hint_plugin.precision.PRECISIONS`.
         device (str | torch.device): where to run.
         same_order (bool): replay the float32 pass's channel orders in the other precisions.
+        clean (list of Tensor, optional): the targets of ``images``; each row then has ``psnr_clean``, the mean
+            PSNR of that precision's outputs against them.
     """
     device = torch.device(device)
     references, orders, rows = [], [], []
@@ -95,8 +102,8 @@ def precision_rows(net, images, precisions=tuple(PRECISIONS), device='cpu', same
             runner = with_precision(net, precision, device)
             with orders[0].replaying() if same_order else contextlib.nullcontext():
                 runner(images[0].to(device))  # warm-up, not timed
-            scores, largest, seconds, finite = [], 0.0, 0.0, True
-            for image, reference, recorder in zip(images, references, orders):
+            scores, largest, seconds, finite, against_clean = [], 0.0, 0.0, True, []
+            for index, (image, reference, recorder) in enumerate(zip(images, references, orders)):
                 context = recorder.replaying() if same_order else contextlib.nullcontext()
                 with context:
                     start = time.perf_counter()
@@ -108,17 +115,23 @@ def precision_rows(net, images, precisions=tuple(PRECISIONS), device='cpu', same
                 finite = finite and bool(torch.isfinite(output).all())
                 scores.append(psnr(output, reference))
                 largest = max(largest, (output - reference).abs().max().item())
+                if clean is not None:
+                    against_clean.append(psnr(output, clean[index]))
             rows.append(dict(precision=precision, psnr=sum(scores) / len(scores), max_abs=largest,
                              seconds=seconds / len(images), finite=finite))
+            if clean is not None:
+                rows[-1]['psnr_clean'] = sum(against_clean) / len(against_clean)
     return rows
 
 
 def format_rows(rows):
     """A Markdown table of :func:`precision_rows`."""
-    lines = ['| precision | PSNR vs fp32 (dB) | max abs diff | s / image | finite |', '|---|---|---|---|---|']
+    clean = all('psnr_clean' in row for row in rows)
+    lines = ['| precision | PSNR vs fp32 (dB) | max abs diff | s / image | finite |' + (' PSNR vs clean (dB) |' * clean),
+             '|---|---|---|---|---|' + '---|' * clean]
     for row in rows:
         lines.append(f'| {row["precision"]} | {row["psnr"]:.2f} | {row["max_abs"]:.2e} | {row["seconds"]:.3f} | '
-                     f'{"yes" if row["finite"] else "NO"} |')
+                     f'{"yes" if row["finite"] else "NO"} |' + (f' {row.get("psnr_clean", 0):.3f} |' * clean))
     return '\n'.join(lines)
 
 
@@ -135,6 +148,12 @@ def load_images(inputs, crop):
     return [crop_center(image, crop, channels_last=False).contiguous() if crop else image for image in images]
 
 
+def add_noise(images, sigma, seed):
+    """``images`` plus Gaussian noise of ``sigma`` on the 0-255 scale, image ``i`` seeded by ``seed + i``."""
+    return [image + torch.randn(image.shape, generator=torch.Generator().manual_seed(seed + i)) * (sigma / 255)
+            for i, image in enumerate(images)]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('-i', '--input', nargs='*', help='images, folders or globs (default: skimage astronaut)')
@@ -148,6 +167,8 @@ def main(argv=None):
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--threads', type=int, help='torch CPU threads (default: torch\'s)')
     parser.add_argument('--same-order', action='store_true', help='replay float32\'s channel orders')
+    parser.add_argument('--noise-sigma', type=float, help='restore the inputs plus Gaussian noise of this sigma '
+                                                          '(0-255 scale) and score each precision against them')
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -159,11 +180,16 @@ def main(argv=None):
         parser.error(str(error))
     net = load_network(network_opt, args.weights, args.param_key or 'params_ema', device=device,
                        exact_key=args.param_key is not None)
-    images = load_images(args.input, args.crop or None)
-    rows = precision_rows(net, images, args.precisions, device, same_order=args.same_order)
+    clean = load_images(args.input, args.crop or None)
+    if args.noise_sigma is not None and not args.noise_sigma > 0:
+        parser.error(f'--noise-sigma must be a positive number, got {args.noise_sigma}')
+    images = add_noise(clean, args.noise_sigma, args.seed) if args.noise_sigma else clean
+    rows = precision_rows(net, images, args.precisions, device, same_order=args.same_order,
+                          clean=clean if args.noise_sigma else None)
     print(f'{len(images)} image(s), {"x".join(map(str, images[0].shape[-2:]))} first; device {device}, '
           f'{torch.get_num_threads()} threads; weights {args.weights or f"random (seed {args.seed})"}; '
-          f'channel orders {"replayed from fp32" if args.same_order else "recomputed"}')
+          f'channel orders {"replayed from fp32" if args.same_order else "recomputed"}'
+          + (f'; noise sigma {args.noise_sigma:g}, seed {args.seed}' if args.noise_sigma else ''))
     print(format_rows(rows))
     return 0
 

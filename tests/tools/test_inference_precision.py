@@ -8,7 +8,7 @@ from hint_plugin.archs.hint_arch import HINT
 from hint_plugin.archs.hmha_arch import channel_correlation
 from hint_plugin.archs.ops import normalize_tokens
 from hint_plugin.precision import PrecisionError, check_precision, with_precision
-from studies.precision_table import ChannelOrders, precision_rows
+from studies.precision_table import ChannelOrders, add_noise, format_rows, main as precision_table, precision_rows, psnr
 from hint_plugin.utils.image_io import read_image, write_image
 
 
@@ -30,6 +30,24 @@ def test_bf16_and_fp16_are_close_to_fp32_with_the_same_channel_orders(tiny_net):
     assert all(row['finite'] for row in rows.values())
     assert rows['bf16']['psnr'] > 40 and rows['bf16']['max_abs'] < 0.05
     assert rows['fp16']['psnr'] > 55
+
+
+def test_precision_table_scores_each_precision_against_the_clean_image_under_seeded_noise(tiny_net, capsys):
+    clean = [photo(), photo(32)]
+    noisy = add_noise(clean, 25, seed=3)
+    assert all(torch.equal(a, b) for a, b in zip(noisy, add_noise(clean, 25, seed=3)))
+    assert abs((noisy[0] - clean[0]).std().item() * 255 - 25) < 2
+    rows = precision_rows(tiny_net, noisy, ('fp32', 'bf16'), clean=clean)
+    with torch.inference_mode():
+        expected = sum(psnr(tiny_net(n), c) for n, c in zip(noisy, clean)) / 2
+    assert rows[0]['psnr_clean'] == pytest.approx(expected, abs=1e-6)
+    assert abs(rows[1]['psnr_clean'] - rows[0]['psnr_clean']) < 1
+    assert '| PSNR vs clean (dB) |' in format_rows(rows).splitlines()[0]
+    assert 'PSNR vs clean' not in format_rows(precision_rows(tiny_net, clean[:1], ('fp32',)))
+    assert precision_table(['--crop', '32', '--precisions', 'fp32', '--noise-sigma', '25']) == 0
+    assert 'noise sigma 25, seed 0' in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        precision_table(['--noise-sigma', '-1'])
 
 
 def test_with_precision_keeps_the_input_dtype_and_fp32_is_the_network_itself(tiny_net):
