@@ -7,8 +7,8 @@ from tests.helpers import FIXTURES, REPO, TINY_CONFIG, make_paired_lmdbs  # noqa
 torch.set_num_threads(1)  # tiny networks: threads only add overhead
 
 
-# Module fixtures that cost seconds (the quick demo run, the uninterrupted torchrun, the inference command lines).
-SHARED_COSTLY_FIXTURES = ('quick_demo', 'uninterrupted_weights', 'cli_runs')
+# Module fixtures that cost seconds (the quick demo run, the uninterrupted torchrun).
+SHARED_COSTLY_FIXTURES = ('quick_demo', 'uninterrupted_weights')
 
 
 def pytest_collection_modifyitems(items):

@@ -1,8 +1,8 @@
 """tools/inference.py and hint_plugin.inference: images keep their form, inputs are safe, failures are reported.
 
-Most checks call the library in-process; the command line runs as a subprocess only for the end-to-end paths
-(success, a bad image, a checkpoint of another architecture), all started at once since each start costs
-seconds.
+Most checks call the library in-process; the command line runs as a subprocess for its success path (the
+command's fresh start), and through its main in this process for the failures (a bad image, a checkpoint of
+another architecture), since each start costs seconds.
 """
 import hashlib
 import os
@@ -105,40 +105,8 @@ def assets(tmp_path_factory, net):
     assert {path: digest(path) for path in inputs} == digests, 'an input file was modified'
 
 
-@pytest.fixture(scope='module')
-def cli_runs(assets):
-    """The command line, two runs started together (an interpreter start costs seconds): ok, and a bad image."""
-    tool = str(REPO / 'tools' / 'inference.py')
-    out = assets['root'] / 'cli'
-    commands = {
-        'ok': ['-i', str(assets['images'] / '*.png'), str(assets['images'] / 'photo.jpg'), '-o', str(out / 'ok'),
-               '--opt', str(assets['test_opt']), '--device', 'cpu'],
-        'bad_image': ['-i', str(assets['broken']), '-o', str(out / 'bad_image'), '--weights',
-                      str(assets['checkpoint']), '--config', str(assets['config']), '--tile', '16',
-                      '--tile-overlap', '8'],
-    }
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    processes = {name: subprocess.Popen([sys.executable, tool, *args], cwd=assets['root'], env=env,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for name, args in commands.items()}
-    results = {}
-
-    def result(name):
-        if name not in results:
-            stdout, stderr = processes[name].communicate(timeout=300)
-            results[name] = (processes[name].returncode, stdout, stderr)
-        return results[name]
-
-    yield result, out
-    for process in processes.values():
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-
-
 # --------------------------------------------------------------------------------------------- forms
-def test_every_image_keeps_size_depth_channels_alpha_and_format(assets, net, tmp_path, cli_runs):
-    # cli_runs: the command-line runs start here and go on beside the in-process tests; checked at the end.
+def test_every_image_keeps_size_depth_channels_alpha_and_format(assets, net, tmp_path):
     summary = inference.restore_files([assets['images']], tmp_path, net)
     assert summary.ok and str(summary) == 'restored 6 of 6 images'
     for source_path, output_path in summary.restored:
@@ -368,28 +336,38 @@ def test_glob_and_explicit_inputs(assets, net, tmp_path):
 
 
 # --------------------------------------------------------------------------------------------- command line
-def test_cli_restores_globs_and_files_with_a_test_yaml(cli_runs, assets):
-    result, out = cli_runs
-    code, stdout, stderr = result('ok')
+def test_cli_restores_globs_and_files_with_a_test_yaml(assets, tmp_path):
+    # python tools/inference.py in a fresh interpreter, as a user runs it
+    tool = str(REPO / 'tools' / 'inference.py')
+    result = subprocess.run([sys.executable, tool, '-i', str(assets['images'] / '*.png'),
+                             str(assets['images'] / 'photo.jpg'), '-o', str(tmp_path / 'ok'), '--opt',
+                             str(assets['test_opt']), '--device', 'cpu'], cwd=assets['root'],
+                            env=dict(os.environ, OMP_NUM_THREADS='1'), capture_output=True, text=True, timeout=300)
+    code, stdout, stderr = result.returncode, result.stdout, result.stderr
     assert code == 0, stderr
     assert 'restored 5 of 5 images' in stdout
-    names = sorted(path.name for path in (out / 'ok').iterdir())
+    names = sorted(path.name for path in (tmp_path / 'ok').iterdir())
     assert names == ['deep.png', 'gray.png', 'odd.png', 'photo.jpg', 'rgba.png']
     for name in names:
         source = cv2.imread(str(assets['images'] / name), cv2.IMREAD_UNCHANGED)
-        restored = cv2.imread(str(out / 'ok' / name), cv2.IMREAD_UNCHANGED)
+        restored = cv2.imread(str(tmp_path / 'ok' / name), cv2.IMREAD_UNCHANGED)
         assert (restored.shape, restored.dtype) == (source.shape, source.dtype), name
 
 
-def test_cli_names_the_truncated_jpeg_restores_the_rest_and_exits_1(cli_runs, assets):
-    result, out = cli_runs
-    code, stdout, stderr = result('bad_image')
+def test_cli_names_the_truncated_jpeg_restores_the_rest_and_exits_1(assets, tmp_path, monkeypatch, capfd):
+    # the command's main in this process (its fresh start: the test above); capfd also takes what OpenCV's C code
+    # writes to the file descriptors, as the terminal would show it
+    monkeypatch.chdir(assets['root'])
+    code = command.main(['-i', str(assets['broken']), '-o', str(tmp_path / 'bad_image'), '--weights',
+                         str(assets['checkpoint']), '--config', str(assets['config']), '--tile', '16',
+                         '--tile-overlap', '8'])
+    stdout, stderr = capfd.readouterr()
     assert code == 1, stdout + stderr
     assert 'Traceback' not in stderr
     assert 'b_truncated.jpg' in stderr and 'truncated JPEG' in stderr
     summary = stderr.strip().splitlines()[-1]
     assert summary.startswith('restored 2 of 3 images, 1 failed: ') and 'b_truncated.jpg (truncated' in summary
-    assert sorted(path.name for path in (out / 'bad_image').iterdir()) == ['a.png', 'c.jpg']
+    assert sorted(path.name for path in (tmp_path / 'bad_image').iterdir()) == ['a.png', 'c.jpg']
 
 
 # --------------------------------------------------------------------------------------------- whole or tiles
