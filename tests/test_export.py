@@ -38,7 +38,7 @@ def export_packages():
 
 
 def tiny_hint(variant, seed=0):
-    """A tiny HINT with every kind of block that an export traces, once at each of its widths (TRACE_CONFIG)."""
+    """A tiny HINT with each kind of block that an export traces once (TRACE_CONFIG)."""
     torch.manual_seed(seed)
     return HINT(**TRACE_CONFIG, variant=variant).eval().requires_grad_(False)
 
